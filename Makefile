@@ -1,0 +1,36 @@
+# The two commands the README names: `make demo` and `make test`. Each sets up .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_QUESTION ?= What did Steve Jobs learn from dropping out of college?
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# The CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ytnotes build
+	$(BIN)/ytnotes ask "$(DEMO_QUESTION)"
+
+test: $(STAMP)
+	$(BIN)/ruff check search tests scripts
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check search tests scripts
+	$(BIN)/ruff format --check search tests scripts
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) index/CURRENT index/gen-* index/.tmp-*

@@ -1,0 +1,3 @@
+"""ytnotes: semantic search over notes taken from videos, with links to the exact second."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,58 @@
+"""Packing segments into chunks: the passages that are embedded, searched and shown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from search.segments import ParsedNote, Segment
+
+#: Word pieces of segment text per chunk. all-MiniLM-L6-v2 was trained on 128-token inputs and truncates at
+#: 256; the title and heading prefix add about 20. A chunk of ~128 tokens is 4-6 timestamped sentences: enough
+#: context for a question, small enough that one topic dominates its vector.
+CHUNK_TOKENS = 128
+
+
+@dataclass
+class Chunk:
+    """Consecutive segments of one section of one note."""
+
+    segments: list[Segment]
+    heading: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segments)
+
+    @property
+    def line(self) -> int:
+        return self.segments[0].line
+
+
+def describe(title: str, heading: tuple[str, ...]) -> str:
+    """The context line put before embedded text: the note's title and heading path."""
+    return " — ".join((title, *heading))
+
+
+def embed_text(title: str, chunk: Chunk) -> str:
+    """What the model sees for a chunk: its title and heading path, then its prose."""
+    return f"{describe(title, chunk.heading)}\n{chunk.text}"
+
+
+def pack(parsed: ParsedNote, count_tokens: Callable[[str], int], budget: int = CHUNK_TOKENS) -> list[Chunk]:
+    """Greedily pack consecutive segments of the same section up to ``budget`` tokens.
+
+    A segment is never split (it has one moment); one longer than the budget is a chunk on its own.
+    """
+    chunks: list[Chunk] = []
+    used = 0
+    for seg in parsed.segments:
+        size = count_tokens(seg.text)
+        last = chunks[-1] if chunks else None
+        if last is not None and last.segments[-1].section == seg.section and used + size <= budget:
+            last.segments.append(seg)
+            used += size
+        else:
+            chunks.append(Chunk([seg], seg.heading))
+            used = size
+    return chunks

@@ -1,0 +1,193 @@
+"""The `ytnotes` command line: parses arguments, calls the library, prints results.
+
+Results go to stdout, progress and warnings to stderr. Exit status: 0 ok, 1 a problem the user can fix (the
+message says how), 2 an internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from search.errors import YtnotesError
+
+SAMPLE_NOTES = Path(__file__).parent / "sample_notes"
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    help="Search notes taken from videos and jump to the exact second. Start with `ytnotes build`.",
+)
+
+IndexOption = Annotated[
+    Path,
+    typer.Option(
+        "--index", envvar="YTNOTES_INDEX", help="Index folder [env YTNOTES_INDEX].", show_default=True
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (schema in the README).")]
+
+
+@app.command()
+def build(
+    notes_dir: Annotated[
+        Path | None,
+        typer.Argument(
+            envvar="YTNOTES_NOTES",
+            show_default=False,
+            help="Folder of .md notes [env YTNOTES_NOTES; default: the bundled sample notes].",
+        ),
+    ] = None,
+    index: IndexOption = Path("index"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every ignored timestamp.")] = False,
+) -> None:
+    """Build (or rebuild) the index of a folder of notes."""
+    from search.build import build_index
+    from search.present import build_summary
+
+    folder = notes_dir or SAMPLE_NOTES
+    with _progress() as progress:
+        report = build_index(folder, index, progress=progress)
+    if verbose:
+        report_lines = [f"timestamp ignored: {d}" for d in report.dropped_timestamps]
+        typer.echo("\n".join(report_lines), err=True) if report_lines else None
+        report.dropped_timestamps = []
+    for line in build_summary(report):
+        typer.echo(line, err=True)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A question in your own words.")],
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many passages.")] = 5,
+    channel: Annotated[str | None, typer.Option("--channel", help="Only notes from this channel.")] = None,
+    video: Annotated[str | None, typer.Option("--video", help="Only notes about this video id.")] = None,
+    index: IndexOption = Path("index"),
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question with the closest passages, each linked to its moment in the video."""
+    from search.present import ask_text
+    from search.retrieve import open_index
+
+    idx = open_index(index)
+    hits = idx.ask(question, k=k, channel=channel, video=video)
+    if as_json:
+        _json(
+            {
+                "question": question,
+                "k": k,
+                "channel": channel,
+                "video": video,
+                "answer": hits[0].to_json() if hits else None,
+                "results": [h.to_json() for h in hits],
+            }
+        )
+    else:
+        typer.echo(ask_text(hits, sys.stdout.isatty()))
+
+
+@app.command()
+def locate(
+    claim: Annotated[str, typer.Argument(help="A claim or quote to find the source moment of.")],
+    index: IndexOption = Path("index"),
+    as_json: JsonOption = False,
+) -> None:
+    """Find the one sentence that a claim or quote comes from, with its time and link."""
+    from search.present import locate_text
+    from search.retrieve import LOCATE_THRESHOLD, open_index
+
+    result = open_index(index).locate(claim)
+    if as_json:
+        _json(
+            {
+                "claim": claim,
+                "found": result.found,
+                "confidence": round(result.confidence, 4),
+                "threshold": LOCATE_THRESHOLD,
+                "result": result.hit.to_json() if result.hit else None,
+            }
+        )
+    else:
+        typer.echo(locate_text(result, LOCATE_THRESHOLD))
+
+
+@app.command()
+def info(index: IndexOption = Path("index"), as_json: JsonOption = False) -> None:
+    """Show what is indexed: notes, chunks, model, when it was built, size on disk."""
+    from search.present import info_text
+    from search.retrieve import open_index
+
+    data = open_index(index).info()
+    typer.echo(json.dumps(data, indent=2) if as_json else info_text(data))
+
+
+def _json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+class _progress:
+    """A progress bar on stderr (counts and ETA) while a build reads and embeds; silent when not a terminal."""
+
+    def __enter__(self) -> Any:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description:<14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.bar.start()
+        return self.update
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            label = {"read": "Reading notes", "embed": "Embedding"}.get(stage, stage)
+            self.tasks[stage] = self.bar.add_task(label, total=total)
+        self.bar.update(self.tasks[stage], completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def main() -> None:
+    """Entry point: run the app and turn errors into one line and an exit status."""
+    try:
+        app(standalone_mode=False)
+    except YtnotesError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.UsageError as exc:
+        exc.show()
+        sys.exit(1)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("YTNOTES_DEBUG"):
+            raise
+        typer.echo(
+            f"internal error: {type(exc).__name__}: {exc} (set YTNOTES_DEBUG=1 for the traceback; "
+            "please report it)",
+            err=True,
+        )
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

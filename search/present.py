@@ -1,0 +1,98 @@
+"""Showing results to a person: plain text for the terminal. (`--json` output is Hit.to_json.)"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from search.build import BuildReport
+from search.retrieve import Hit, Located
+
+#: How many skipped timestamps a build lists by name before it only counts them.
+LIST_DROPPED = 5
+
+
+def emphasis(tty: bool) -> Callable[[str], str]:
+    """Bold in a terminal, ``**markdown**`` when piped (so the emphasis survives in files)."""
+    if tty:
+        return lambda s: f"\x1b[1m{s}\x1b[0m"
+    return lambda s: f"**{s}**"
+
+
+def moment(hit: Hit) -> str:
+    """``[HH:MM:SS] link`` (or what is missing instead)."""
+    stamp = f"[{hit.timestamp}]" if hit.timestamp else "[no timestamp]"
+    if not hit.timed and hit.timestamp:
+        stamp += " (nearest)"
+    return f"{stamp} {hit.url}" if hit.url else f"{stamp} (the note has no valid videoId, so no link)"
+
+
+def source(hit: Hit) -> str:
+    where = " › ".join(hit.heading)
+    parts = [hit.title, hit.channel or "unknown channel"]
+    return " · ".join(parts) + (f" › {where}" if where else "")
+
+
+def ask_text(hits: list[Hit], tty: bool) -> str:
+    if not hits:
+        return "No passages found."
+    em = emphasis(tty)
+    best = hits[0]
+    lines = [f"Answer: {best.sentence} {moment(best)}", ""]
+    for hit in hits:
+        snippet = " ".join(p for p in (hit.before, em(hit.sentence), hit.after) if p)
+        lines += [
+            f"{hit.rank}. {source(hit)}  ({hit.score:.2f})",
+            f"   {moment(hit)}",
+            f"   {snippet}",
+            f"   {hit.note}:{hit.line}",
+            "",
+        ]
+    return "\n".join(lines).rstrip()
+
+
+def locate_text(result: Located, threshold: float) -> str:
+    hit = result.hit
+    if not result.found or hit is None:
+        best = f" (best match {result.confidence:.2f}, below {threshold:.2f})" if hit else ""
+        return f"Not found{best}: no sentence in the notes says this closely enough."
+    return "\n".join(
+        [
+            f"“{hit.sentence}”",
+            f"{moment(hit)}",
+            f"{source(hit)}",
+            f"{hit.note}:{hit.line}  confidence {result.confidence:.2f}",
+        ]
+    )
+
+
+def info_text(info: dict[str, Any]) -> str:
+    size = info["size_bytes"] / 1e6
+    return "\n".join(
+        [
+            f"index      {info['index']} ({info['generation']})",
+            f"notes      {info['notes']} from {info['notes_dir']}",
+            f"chunks     {info['chunks']} ({info['segments']} timestamp segments)",
+            f"model      {info['model']} ({info['dimension']} dimensions, chunks of {info['chunk_tokens']} tokens)",
+            f"built      {info['built_at']}",
+            f"size       {size:.1f} MB on disk",
+        ]
+    )
+
+
+def build_summary(report: BuildReport) -> list[str]:
+    """Warnings (one line each) and the summary line, for stderr."""
+    lines = [f"warning: skipped {err}" for err in report.skipped]
+    for line in report.dropped_timestamps[:LIST_DROPPED]:
+        lines.append(f"warning: timestamp ignored: {line}")
+    if len(report.dropped_timestamps) > LIST_DROPPED:
+        lines.append(
+            f"warning: {len(report.dropped_timestamps) - LIST_DROPPED} more timestamps ignored "
+            "(`ytnotes build --verbose` lists them all)"
+        )
+    reasons = f" ({len(report.skipped)} skipped)" if report.skipped else ""
+    lines.append(
+        f"Indexed {report.notes} notes{reasons}, {report.chunks} chunks, {report.segments} segments "
+        f"in {report.seconds:.1f} s."
+    )
+    return lines

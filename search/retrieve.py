@@ -1,0 +1,284 @@
+"""Answering from an index: `ask` (ranked passages) and `locate` (the single source sentence of a claim)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search import embed, store
+from search.errors import IndexUnusableError, YtnotesError
+from search.timestamps import format_hms, valid_video_id, video_url
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: `locate` answers "not found" when the best sentence's cosine with the claim is below this. Measured on the
+#: sample notes: verbatim quotes score 0.85-1.0, paraphrases 0.6-0.85, unrelated claims 0.1-0.4.
+LOCATE_THRESHOLD = 0.5
+#: Characters of context shown around the best-matching sentence.
+SNIPPET_CHARS = 320
+
+
+@dataclass
+class Hit:
+    """One passage answering a question, linked to the moment of its best-matching sentence."""
+
+    rank: int
+    score: float
+    note: str
+    path: str
+    line: int
+    title: str
+    channel: str | None
+    video_id: str | None
+    heading: list[str]
+    sentence: str
+    before: str
+    after: str
+    seconds: int | None
+    timed: bool
+    times: list[int] = field(default_factory=list)
+
+    @property
+    def timestamp(self) -> str | None:
+        return format_hms(self.seconds) if self.seconds is not None else None
+
+    @property
+    def url(self) -> str | None:
+        return video_url(self.video_id, self.seconds) if self.video_id else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "score": round(self.score, 4),
+            "note": self.note,
+            "path": self.path,
+            "line": self.line,
+            "title": self.title,
+            "channel": self.channel,
+            "video_id": self.video_id,
+            "heading": self.heading,
+            "sentence": self.sentence,
+            "snippet": " ".join(p for p in (self.before, self.sentence, self.after) if p),
+            "seconds": self.seconds,
+            "timestamp": self.timestamp,
+            "timed": self.timed,
+            "url": self.url,
+            "times": self.times,
+        }
+
+
+@dataclass
+class Located:
+    """The answer to `locate`: the best sentence, and whether it clears the threshold."""
+
+    found: bool
+    confidence: float
+    hit: Hit | None
+
+
+class Index:
+    """An open index: metadata in SQLite, vectors in FAISS, the question encoder loaded on first use."""
+
+    def __init__(self, index_dir: Path, encoder: embed.Encoder | None = None) -> None:
+        self.dir = index_dir
+        self.generation = store.current_generation(index_dir)
+        self.manifest = store.read_manifest(self.generation)
+        expected = embed.fingerprint()
+        if self.manifest.get("model") != expected:
+            built = (self.manifest.get("model") or {}).get("name", "an unknown model")
+            raise IndexUnusableError(
+                f"the index in {index_dir} was built with {built} "
+                f"({self.manifest.get('model')}), not {expected['name']} as this ytnotes "
+                f"uses; {store.REBUILD_HINT}"
+            )
+        self.db = store.open_meta(self.generation)
+        self.chunks = store.read_vectors(self.generation, store.CHUNKS)
+        self.segments = store.read_vectors(self.generation, store.SEGMENTS)
+        if (
+            self.chunks.ntotal != self.manifest["counts"]["chunks"]
+            or self.segments.ntotal != self.manifest["counts"]["segments"]
+        ):
+            raise IndexUnusableError(
+                f"the vectors in {self.generation} do not match its manifest; {store.REBUILD_HINT}"
+            )
+        self._encoder = encoder
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def encoder(self) -> embed.Encoder:
+        if self._encoder is None:
+            self._encoder = embed.load_encoder()
+        return self._encoder
+
+    def info(self) -> dict[str, Any]:
+        """What is indexed."""
+        m = self.manifest
+        return {
+            "index": str(self.dir),
+            "generation": self.generation.name,
+            "notes_dir": m["notes_dir"],
+            "notes": m["counts"]["notes"],
+            "chunks": m["counts"]["chunks"],
+            "segments": m["counts"]["segments"],
+            "model": m["model"]["name"],
+            "dimension": m["model"]["dimension"],
+            "chunk_tokens": m["chunking"]["chunk_tokens"],
+            "built_at": m["built_at"],
+            "size_bytes": store.size_on_disk(self.generation),
+            "format_version": m["format_version"],
+        }
+
+    def ask(
+        self, question: str, k: int = 5, channel: str | None = None, video: str | None = None
+    ) -> list[Hit]:
+        """The k passages closest to the question, each linked to its best-matching sentence's moment."""
+        question = _check_text(question, "question")
+        if not 1 <= k <= 50:
+            raise YtnotesError(f"-k must be between 1 and 50, not {k}")
+        allowed = self._filter(channel, video)
+        query = self.encoder.encode([question])
+        scores, ids = _search(self.chunks, query, k, allowed)
+        return [
+            self._hit(rank, float(score), int(cid), query[0])
+            for rank, (score, cid) in enumerate(zip(scores, ids, strict=True), 1)
+        ]
+
+    def locate(self, claim: str) -> Located:
+        """The single sentence that best matches a claim or quote, with a confidence (cosine similarity)."""
+        claim = _check_text(claim, "claim")
+        query = self.encoder.encode([claim])
+        scores, ids = _search(self.segments, query, 1, None)
+        if not len(ids):
+            return Located(False, 0.0, None)
+        seg_id, score = int(ids[0]), float(scores[0])
+        row = self.db.execute("SELECT chunk_id FROM segments WHERE id = ?", (seg_id,)).fetchone()
+        hit = self._hit(1, score, int(row["chunk_id"]), query[0], best_segment=seg_id)
+        return Located(score >= LOCATE_THRESHOLD, score, hit)
+
+    def _filter(self, channel: str | None, video: str | None) -> list[int] | None:
+        if channel is None and video is None:
+            return None
+        where, args = [], []
+        if channel is not None:
+            where.append("(n.channel_key = ? OR lower(n.channel) = ?)")
+            args += [channel.casefold(), channel.casefold()]
+        if video is not None:
+            if not valid_video_id(video):
+                raise YtnotesError(
+                    f"--video {video!r} is not a YouTube video id (11 letters, digits, - or _)"
+                )
+            where.append("n.video_id = ?")
+            args.append(video)
+        sql = f"SELECT c.id FROM chunks c JOIN notes n ON n.id = c.note_id WHERE {' AND '.join(where)}"
+        ids = [r[0] for r in self.db.execute(sql, args)]
+        if not ids:
+            raise YtnotesError(self._no_match(channel, video))
+        return ids
+
+    def _no_match(self, channel: str | None, video: str | None) -> str:
+        if channel is not None:
+            known = sorted(
+                {r[0] for r in self.db.execute("SELECT channel FROM notes WHERE channel IS NOT NULL")}
+            )
+            if (
+                channel.casefold() not in {c.casefold() for c in known}
+                and not self.db.execute(
+                    "SELECT 1 FROM notes WHERE channel_key = ?", (channel.casefold(),)
+                ).fetchone()
+            ):
+                return f"no notes from channel {channel!r}; channels in the index: {', '.join(known)}"
+        if (
+            video is not None
+            and not self.db.execute("SELECT 1 FROM notes WHERE video_id = ?", (video,)).fetchone()
+        ):
+            return f"no notes about video {video} in the index"
+        return f"no notes match both --channel {channel} and --video {video}"
+
+    def _hit(
+        self, rank: int, score: float, chunk_id: int, query: np.ndarray, best_segment: int | None = None
+    ) -> Hit:
+        chunk = self.db.execute(
+            "SELECT c.*, n.path, n.title, n.channel, n.video_id FROM chunks c JOIN notes n ON n.id = c.note_id "
+            "WHERE c.id = ?",
+            (chunk_id,),
+        ).fetchone()
+        segs = self.db.execute(
+            "SELECT * FROM segments WHERE chunk_id = ? ORDER BY id", (chunk_id,)
+        ).fetchall()
+        if best_segment is None:
+            vectors = self.segments.reconstruct_n(chunk["seg_start"], chunk["seg_end"] - chunk["seg_start"])
+            best = int((vectors @ query).argmax())
+        else:
+            best = best_segment - chunk["seg_start"]
+        seg = segs[best]
+        before, after = _context([s["text"] for s in segs], best)
+        times = [t for s in segs for t in json.loads(s["times"])]
+        return Hit(
+            rank=rank,
+            score=score,
+            note=chunk["path"],
+            path=str(Path(self.manifest["notes_dir"]) / chunk["path"]),
+            line=seg["line"],
+            title=chunk["title"],
+            channel=chunk["channel"],
+            video_id=chunk["video_id"],
+            heading=json.loads(chunk["heading"]),
+            sentence=seg["text"],
+            before=before,
+            after=after,
+            seconds=seg["link_time"],
+            timed=bool(json.loads(seg["times"])),
+            times=times,
+        )
+
+
+def open_index(index_dir: Path, encoder: embed.Encoder | None = None) -> Index:
+    """Open the live index in a folder; IndexMissingError / IndexUnusableError say how to fix it."""
+    try:
+        return Index(index_dir, encoder)
+    except sqlite3.DatabaseError as exc:
+        raise IndexUnusableError(
+            f"the index in {index_dir} is damaged ({exc}); {store.REBUILD_HINT}"
+        ) from None
+
+
+def _check_text(text: str, what: str) -> str:
+    text = text.strip()
+    if not text:
+        raise YtnotesError(f"the {what} is empty; say what you are looking for")
+    if len(text) > 1000:
+        raise YtnotesError(f"the {what} is {len(text)} characters; keep it under 1,000")
+    return text
+
+
+def _search(
+    index: Any, query: np.ndarray, k: int, allowed: list[int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+    import numpy as np
+
+    params = None
+    if allowed is not None:
+        params = faiss.SearchParameters()
+        params.sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+    scores, ids = index.search(query, min(k, index.ntotal), params=params)
+    keep = ids[0] >= 0
+    return scores[0][keep], ids[0][keep]
+
+
+def _context(texts: list[str], best: int) -> tuple[str, str]:
+    """Text before and after the best sentence, trimmed to about SNIPPET_CHARS in all."""
+    room = max(0, SNIPPET_CHARS - len(texts[best])) // 2
+    before = " ".join(texts[:best])
+    after = " ".join(texts[best + 1 :])
+    if len(before) > room:
+        before = "…" + before[len(before) - room :].split(" ", 1)[-1]
+    if len(after) > room:
+        after = after[:room].rsplit(" ", 1)[0] + "…"
+    return before, after

@@ -1,0 +1,223 @@
+"""The on-disk index: a folder of plain files, replaced atomically, never pickled.
+
+Layout of an index folder (default ``./index``)::
+
+    CURRENT              name of the live generation (replaced atomically with os.replace)
+    gen-<time>-<id>/     one complete, immutable build
+        manifest.json    format version, model fingerprint, chunk settings, per-note hashes, build time
+        meta.sqlite      notes, chunks and segments (row id = vector row)
+        chunks.faiss     inner-product index of chunk vectors (unit length, so scores are cosines)
+        segments.faiss   the same for segment vectors
+    .lock                held by the build writing this folder
+
+A build writes a new generation in a ``.tmp-*`` folder, renames it, then points CURRENT at it: a reader sees the
+old index or the new one, never a mixture. The previous generation is kept for readers still using it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search.errors import BuildLockedError, IndexMissingError, IndexUnusableError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+LOCK = ".lock"
+MANIFEST = "manifest.json"
+META = "meta.sqlite"
+CHUNKS = "chunks.faiss"
+SEGMENTS = "segments.faiss"
+
+SCHEMA = """
+CREATE TABLE notes (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, title TEXT NOT NULL, channel TEXT,
+                    channel_key TEXT, video_id TEXT, sha256 TEXT NOT NULL);
+CREATE TABLE chunks (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES notes(id), heading TEXT NOT NULL,
+                     text TEXT NOT NULL, line INTEGER NOT NULL, seg_start INTEGER NOT NULL,
+                     seg_end INTEGER NOT NULL);
+CREATE TABLE segments (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES notes(id),
+                       chunk_id INTEGER NOT NULL REFERENCES chunks(id), text TEXT NOT NULL,
+                       times TEXT NOT NULL, link_time INTEGER, line INTEGER NOT NULL);
+CREATE INDEX chunks_note ON chunks(note_id);
+CREATE INDEX segments_chunk ON segments(chunk_id);
+"""
+
+REBUILD_HINT = "run `ytnotes build --full` to rebuild it"
+
+
+@dataclass
+class Rows:
+    """What a build stores besides vectors, in the order of the vector rows."""
+
+    notes: list[tuple[Any, ...]]  # (id, path, title, channel, channel_key, video_id, sha256)
+    chunks: list[tuple[Any, ...]]  # (id, note_id, heading_json, text, line, seg_start, seg_end)
+    segments: list[tuple[Any, ...]]  # (id, note_id, chunk_id, text, times_json, link_time, line)
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index folder's build lock; fail at once, naming the holder, when another build has it."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(index_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise BuildLockedError(
+                f"another build (pid {holder}) is writing {index_dir}; wait for it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_generation(
+    index_dir: Path,
+    manifest: dict[str, Any],
+    rows: Rows,
+    chunk_vectors: np.ndarray,
+    segment_vectors: np.ndarray,
+) -> Path:
+    """Write a complete index beside the live one and make it live atomically. Call with the build lock held."""
+    import faiss
+
+    _remove_leftovers(index_dir)
+    tmp = index_dir / f".tmp-{secrets.token_hex(6)}"
+    tmp.mkdir(parents=True)
+    try:
+        db = sqlite3.connect(tmp / META)
+        try:
+            db.executescript(SCHEMA)
+            db.executemany("INSERT INTO notes VALUES (?,?,?,?,?,?,?)", rows.notes)
+            db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)", rows.chunks)
+            db.executemany("INSERT INTO segments VALUES (?,?,?,?,?,?,?)", rows.segments)
+            db.commit()
+        finally:
+            db.close()
+        for name, vectors in ((CHUNKS, chunk_vectors), (SEGMENTS, segment_vectors)):
+            flat = faiss.IndexFlatIP(manifest["model"]["dimension"])
+            flat.add(vectors)
+            faiss.write_index(flat, str(tmp / name))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+        for path in tmp.iterdir():
+            _fsync(path)
+        _fsync(tmp)
+        gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+        os.rename(tmp, gen)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pointer = index_dir / f".tmp-{CURRENT}-{secrets.token_hex(4)}"
+    pointer.write_text(gen.name + "\n", encoding="utf-8")
+    _fsync(pointer)
+    os.replace(pointer, index_dir / CURRENT)
+    _fsync(index_dir)
+    _remove_old_generations(index_dir, keep=gen.name)
+    return gen
+
+
+def current_generation(index_dir: Path) -> Path:
+    """The live generation folder; IndexMissingError when there is none."""
+    try:
+        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexMissingError(
+            f"no index in {index_dir}; run `ytnotes build [NOTES_DIR]` to create one"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexUnusableError(f"cannot read {index_dir / CURRENT} ({exc}); {REBUILD_HINT}") from None
+    gen = index_dir / name
+    if not name.startswith("gen-") or "/" in name or not gen.is_dir():
+        raise IndexUnusableError(f"{index_dir / CURRENT} points at a missing build '{name}'; {REBUILD_HINT}")
+    return gen
+
+
+def read_manifest(gen: Path) -> dict[str, Any]:
+    """The manifest of a generation, checked for format version."""
+    try:
+        manifest = json.loads((gen / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexUnusableError(
+            f"the index manifest {gen / MANIFEST} is unreadable ({exc}); {REBUILD_HINT}"
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        found = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise IndexUnusableError(
+            f"the index in {gen.parent} has format version {found}, this ytnotes reads {FORMAT_VERSION}; "
+            f"{REBUILD_HINT}"
+        )
+    return manifest
+
+
+def open_meta(gen: Path) -> sqlite3.Connection:
+    """A read-only connection to a generation's metadata (generations never change once written)."""
+    path = gen / META
+    if not path.is_file():
+        raise IndexUnusableError(f"{path} is missing; {REBUILD_HINT}")
+    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    try:
+        db.execute("SELECT count(*) FROM notes").fetchone()
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise IndexUnusableError(f"{path} is damaged ({exc}); {REBUILD_HINT}") from None
+    return db
+
+
+def read_vectors(gen: Path, name: str) -> Any:
+    """A generation's FAISS index."""
+    import faiss
+
+    path = gen / name
+    if not path.is_file():
+        raise IndexUnusableError(f"{path} is missing; {REBUILD_HINT}")
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise IndexUnusableError(f"{path} is damaged ({first[:120]}); {REBUILD_HINT}") from None
+
+
+def size_on_disk(gen: Path) -> int:
+    return sum(p.stat().st_size for p in gen.iterdir() if p.is_file())
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Remove what an interrupted build left behind (only the lock holder writes ``.tmp-*``)."""
+    for path in index_dir.glob(".tmp-*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _remove_old_generations(index_dir: Path, keep: str) -> None:
+    """Keep the live generation and the one before it (a reader may still be using that one)."""
+    gens = sorted((p for p in index_dir.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    old = [p for p in gens if p.name != keep]
+    for path in old[:-1]:
+        shutil.rmtree(path, ignore_errors=True)

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from search.errors import YtnotesError
 
@@ -170,20 +170,23 @@ def main() -> None:
     except YtnotesError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        sys.exit(1)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    except TyperException as exc:  # a usage error: bad option, missing argument, value out of range
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     except Exception as exc:
         if os.environ.get("YTNOTES_DEBUG"):
             raise
         typer.echo(
-            f"internal error: {type(exc).__name__}: {exc} (set YTNOTES_DEBUG=1 for the traceback; "
-            "please report it)",
+            f"internal error: {type(exc).__name__}: {exc} (set YTNOTES_DEBUG=1 for the traceback; please report it)",
             err=True,
         )
         sys.exit(2)

@@ -124,7 +124,7 @@ def parse_note(note: Note) -> ParsedNote:
         except ts.TimestampError as exc:
             parsed.skipped.append(Skip(stamp.line, stamp.raw, str(exc)))
             continue
-        if stamp.label and stamp.label != stamp.raw:
+        if stamp.label and stamp.label != stamp.raw and _seconds_as_written(stamp.label) != seconds[id(stamp)]:
             parsed.repaired.append(Skip(stamp.line, stamp.raw, f"label [{stamp.label}] differs; data-t used"))
 
     heading: list[tuple[int, str]] = []
@@ -141,6 +141,13 @@ def parse_note(note: Note) -> ParsedNote:
         _cut(block, runs, seconds, path, section, parsed.segments)
     _link_times(parsed.segments)
     return parsed
+
+
+def _seconds_as_written(label: str) -> int | None:
+    try:
+        return ts.parse(label)
+    except ts.TimestampError:
+        return None
 
 
 def _blocks(note: Note) -> list[_Block]:
@@ -190,7 +197,11 @@ def _blocks(note: Note) -> list[_Block]:
             cells = [c.strip() for c in row.strip().strip("|").split("|")]
             blocks.append(_Block("text", lineno, " ; ".join(c for c in cells if c)))
             continue
-        new_item = bool(_LIST_ITEM.match(line)) or (quoted and line.lstrip().startswith("[!"))
+        if quoted and line.lstrip().startswith("[!"):  # a callout's title line stands alone
+            flush()
+            blocks.append(_Block("text", lineno, line))
+            continue
+        new_item = bool(_LIST_ITEM.match(line))
         if new_item or not current:
             flush()
             start = lineno
@@ -246,7 +257,8 @@ def _cut(
             out[-1].text += lead.group(0)
             raw = raw.lstrip()[lead.end() :]
             start = end - len(raw)
-        prose = clean(raw) if block.kind != "code" else raw.strip()
+        # " ; " joins table cells: a cell that held only times leaves one behind.
+        prose = clean(raw).rstrip(" ;") if block.kind != "code" else raw.strip()
         if not _WORDISH.search(prose):
             if times:
                 if len(out) > first_in_block:
@@ -254,7 +266,8 @@ def _cut(
                 else:
                     pending.extend(times)
             continue
-        offset = start + (len(raw) - len(raw.lstrip()))
+        word = _WORDISH.search(raw)
+        offset = start + (word.start() if word else 0)
         line = block.start + text.count("\n", 0, offset)
         out.append(Segment(prose, pending + (times or []), heading, line, section))
         pending = []

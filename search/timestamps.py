@@ -7,8 +7,9 @@ because a note's author (or generator) tends to make the same mistake throughout
 * ``A:B:C:D`` (four parts) is read as ``A:B:C`` and the last part (frames or centiseconds) is dropped.
 * A note in which two or more three-part values end in a part above 59 or of three digits (``03:21:921``,
   ``08:20:79``) writes *minutes:seconds:fraction*: all its three-part values are read that way.
-* A note in which every three-part value (three or more of them) ends in ``:00`` writes *minutes:seconds:00*:
-  the chance that real hour-minute-second times all fall on whole minutes is negligible.
+* A note in which every three-part value (three or more of them) ends in ``:00``, and some start with a
+  non-zero part, writes *minutes:seconds:00*: the chance that real hour-minute-second times all fall on whole
+  minutes is negligible. (Only ``00:MM:00`` values look like chapter marks and keep their plain reading.)
 * Otherwise a value ``A:B:00`` whose hour ``A`` is more than one above the largest hour among the note's values
   with real seconds is read as ``A:B`` minutes and seconds (``56:04:00`` in a one-hour talk is 56 min 4 s).
 * After that, a value with minutes or seconds above 59, or longer than ``MAX_SECONDS``, is dropped with a
@@ -27,7 +28,7 @@ MAX_SECONDS = 12 * 3600
 
 #: A value: one to four groups of one to three digits separated by colons.
 VALUE = r"\d{1,3}(?::\d{1,3}){1,3}"
-_VALUE_RE = re.compile(rf"^{VALUE}$")
+_VALUE_RE = re.compile(VALUE)
 
 
 class Reading(Enum):
@@ -54,7 +55,7 @@ class Parts:
 def split(raw: str) -> Parts:
     """Split a raw value such as ``01:02:03`` into numbers; raise TimestampError when it is not a value."""
     text = raw.strip()
-    if not _VALUE_RE.match(text):
+    if not _VALUE_RE.fullmatch(text):
         raise TimestampError(f"not a timestamp: {raw!r}")
     fields = text.split(":")
     if len(fields) == 4:
@@ -71,7 +72,7 @@ def choose_reading(values: Iterable[Parts]) -> tuple[Reading, int]:
     three = [p for p in values if len(p.numbers) == 3]
     if sum(1 for p in three if _impossible_last(p)) >= 2:
         return Reading.FRACTION, 0
-    if len(three) >= 3 and all(p.numbers[2] == 0 for p in three):
+    if len(three) >= 3 and all(p.numbers[2] == 0 for p in three) and any(p.numbers[0] > 0 for p in three):
         return Reading.MINUTES, 0
     real_hours = [
         a for a, b, c in (p.numbers for p in three) if c != 0 and a * 3600 + b * 60 + c <= MAX_SECONDS
@@ -79,13 +80,17 @@ def choose_reading(values: Iterable[Parts]) -> tuple[Reading, int]:
     return Reading.HOURS, max(real_hours, default=0)
 
 
-def to_seconds(p: Parts, reading: Reading = Reading.HOURS, max_real_hour: int = 0) -> int:
-    """Seconds for one value under a note's reading; raise TimestampError for values no reading repairs."""
+def to_seconds(p: Parts, reading: Reading = Reading.HOURS, max_real_hour: int | None = None) -> int:
+    """Seconds for one value under a note's reading; raise TimestampError for values no reading repairs.
+
+    ``max_real_hour`` (from choose_reading) turns on the per-value repair of ``A:B:00``; None reads as written.
+    """
     if len(p.numbers) == 2:
         h, (m, s) = 0, p.numbers
     elif len(p.numbers) == 3:
         a, b, c = p.numbers
-        if reading is Reading.HOURS and not (c == 0 and a > max_real_hour + 1):
+        as_minutes = max_real_hour is not None and c == 0 and a > max_real_hour + 1
+        if reading is Reading.HOURS and not as_minutes:
             h, m, s = a, b, c
         else:
             h, m, s = 0, a, b
@@ -111,12 +116,12 @@ def format_hms(seconds: int) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}"
 
 
-_VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
+_VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{11}")
 
 
 def valid_video_id(video_id: object) -> bool:
     """True for an 11-character YouTube id."""
-    return isinstance(video_id, str) and bool(_VIDEO_ID_RE.match(video_id))
+    return isinstance(video_id, str) and bool(_VIDEO_ID_RE.fullmatch(video_id))
 
 
 def video_url(video_id: str, seconds: int | None) -> str:

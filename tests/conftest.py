@@ -1,0 +1,48 @@
+"""Shared fixtures: the real CLI in a subprocess, the bundled sample notes, and the shared corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_NOTES = REPO / "search" / "sample_notes"
+SHARED_NOTES = REPO.parent / "shared" / "corpus" / "notes"
+EXPECTATIONS = json.loads((Path(__file__).parent / "sample_expectations.json").read_text(encoding="utf-8"))
+
+
+def run_cli(*args: str, index: Path | None = None, env: dict[str, str] | None = None,
+            check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `ytnotes` as a subprocess with the interpreter running the tests."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
+    full_env.pop("YTNOTES_INDEX", None)
+    full_env.pop("YTNOTES_NOTES", None)
+    if env:
+        full_env.update(env)
+    cmd = [sys.executable, "-m", "search", *args]
+    if index is not None:
+        cmd += ["--index", str(index)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of the bundled sample notes, built once by the real CLI with the real model."""
+    index = tmp_path_factory.mktemp("sample") / "index"
+    run_cli("build", index=index, check=True)
+    return index
+
+
+@pytest.fixture(scope="session")
+def shared_notes() -> Path:
+    if not SHARED_NOTES.is_dir():
+        pytest.skip(f"the shared corpus is not beside the repo ({SHARED_NOTES} is missing)")
+    return SHARED_NOTES

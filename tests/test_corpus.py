@@ -1,0 +1,148 @@
+"""Parsing against reality: every note of the shared corpus (skipped when ../shared is absent)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from search import chunks as chunking
+from search import timestamps as ts
+from search.markup import clean, repair_mojibake
+from search.notes import find_notes, read_note
+from search.segments import ParsedNote, parse_note
+
+# An independent reading of what the files hold, written without the parser's regexes.
+ANCHOR_VALUE = re.compile(r"<a\s[^>]*data-t=\"([^\"]*)\"[^>]*>([^<]*)</a>")
+PLAIN_VALUES = re.compile(r"(?<!\[)\[(\d+(?::\d+)+(?:, *\d+(?::\d+)+)*)\](?!\])")
+FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
+
+
+def file_values(path: Path) -> tuple[list[str], int]:
+    """Raw timestamp values outside code fences, and how many stand inside them."""
+    values: list[str] = []
+    in_fence, fenced = False, 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        found = [d or label.strip("[]") for d, label in ANCHOR_VALUE.findall(line)]
+        rest = ANCHOR_VALUE.sub(" ", line)
+        found += [v.strip() for group in PLAIN_VALUES.findall(rest) for v in group.split(",") if ":" in v]
+        if in_fence:
+            fenced += len(found)
+        else:
+            values += found
+    return values, fenced
+
+
+@pytest.fixture(scope="module")
+def parsed_corpus(shared_notes: Path) -> list[ParsedNote]:
+    return [parse_note(read_note(p, shared_notes)) for p in find_notes(shared_notes)]
+
+
+def test_every_note_parses(shared_notes: Path, parsed_corpus: list[ParsedNote]) -> None:
+    manifest = (shared_notes.parent / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    assert len(parsed_corpus) == len(manifest)
+    assert all(p.segments for p in parsed_corpus)
+    with_id = [p for p in parsed_corpus if p.note.video_id]
+    assert len(with_id) == len(parsed_corpus)
+
+
+def test_timestamps_found_equal_the_files_values(parsed_corpus: list[ParsedNote]) -> None:
+    """Every value in a file is used or listed as skipped, with its reason; none is invented."""
+    for p in parsed_corpus:
+        values, fenced = file_values(p.note.path)
+        skipped_outside_fences = [s for s in p.skipped if "code fence" not in s.reason]
+        assert len(p.times) + len(skipped_outside_fences) == len(values), p.note.rel
+        assert len(p.skipped) - len(skipped_outside_fences) == fenced, p.note.rel
+        if p.reading is ts.Reading.HOURS:
+            # With the plain reading the seconds must be exactly those of the values, minus the skipped ones.
+            naive = Counter()
+            for v in values:
+                nums = [int(x) for x in v.split(":")][:3]
+                naive[sum(n * 60**i for i, n in enumerate(reversed(nums)))] += 1
+            for s in skipped_outside_fences:
+                nums = [int(x) for x in s.raw.split(":")][:3] if re.fullmatch(r"[0-9:]+", s.raw) else []
+                naive[sum(n * 60**i for i, n in enumerate(reversed(nums)))] -= 1
+            adjusted = {t: n for t, n in naive.items() if n}
+            assert Counter(p.times) == adjusted or _minute_repairs_only(p, values), p.note.rel
+
+
+def _minute_repairs_only(p: ParsedNote, values: list[str]) -> bool:
+    """Under the hours reading, the one documented repair is A:B:00 read as minutes; allow exactly those."""
+    read = Counter(p.times)
+    for v in values:
+        nums = [int(x) for x in v.split(":")]
+        plain = sum(n * 60**i for i, n in enumerate(reversed(nums[:3])))
+        as_minutes = nums[0] * 60 + nums[1] if len(nums) >= 3 and nums[2] == 0 else None
+        if read[plain] > 0:
+            read[plain] -= 1
+        elif as_minutes is not None and read[as_minutes] > 0:
+            read[as_minutes] -= 1
+    return not +read
+
+
+def test_no_markup_reaches_embedded_text(parsed_corpus: list[ParsedNote]) -> None:
+    def count(text: str) -> int:
+        return len(text.split())
+
+    for p in parsed_corpus:
+        for chunk in chunking.pack(p, count):
+            text = chunking.embed_text(p.note.title, chunk)
+            for bad in ("<a ", "data-t=", "[[", "]]", "<br", "yt-timestamp"):
+                assert bad not in text, (p.note.rel, bad, text[:200])
+
+
+def test_chunk_times_are_the_notes_times(parsed_corpus: list[ParsedNote]) -> None:
+    for p in parsed_corpus:
+        values, _ = file_values(p.note.path)
+        allowed = set()
+        for v in values:
+            try:
+                allowed.add(ts.seconds_list([v])[0])
+            except ts.TimestampError:
+                pass
+        allowed |= set(p.times)
+        for chunk in chunking.pack(p, lambda t: len(t.split())):
+            for seg in chunk.segments:
+                assert set(seg.times) <= set(p.times), p.note.rel
+                if seg.link_time is not None:
+                    assert seg.link_time in p.times, p.note.rel
+        # Each time comes from a value in the file, read whole or by the note's documented reading.
+        readable = {ts.to_seconds(ts.split(v), ts.Reading.MINUTES) for v in values if _minutes_ok(v)}
+        assert set(p.times) <= allowed | readable | _fraction_times(values), p.note.rel
+
+
+def _minutes_ok(v: str) -> bool:
+    try:
+        ts.to_seconds(ts.split(v), ts.Reading.MINUTES)
+        return True
+    except ts.TimestampError:
+        return False
+
+
+def _fraction_times(values: list[str]) -> set[int]:
+    out = set()
+    for v in values:
+        nums = [int(x) for x in v.split(":")]
+        if len(nums) >= 2 and nums[1] < 60:
+            out.add(nums[0] * 60 + nums[1])
+    return out
+
+
+def test_line_numbers_point_at_the_segment(parsed_corpus: list[ParsedNote]) -> None:
+    for p in parsed_corpus:
+        lines = [repair_mojibake(x) for x in p.note.path.read_text(encoding="utf-8").splitlines()]
+        for seg in p.segments:
+            line_words = words(clean(lines[seg.line - 1]).replace("\\|", " "))
+            head = words(seg.text)[: min(4, len(line_words))]  # a segment may go on to the next lines
+            joined = " ".join(line_words)
+            assert head, (p.note.rel, seg.line)
+            assert " ".join(head) in joined, (p.note.rel, seg.line, seg.text[:80], lines[seg.line - 1][:120])

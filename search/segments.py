@@ -124,7 +124,11 @@ def parse_note(note: Note) -> ParsedNote:
         except ts.TimestampError as exc:
             parsed.skipped.append(Skip(stamp.line, stamp.raw, str(exc)))
             continue
-        if stamp.label and stamp.label != stamp.raw and _seconds_as_written(stamp.label) != seconds[id(stamp)]:
+        if (
+            stamp.label
+            and stamp.label != stamp.raw
+            and _seconds_as_written(stamp.label) != seconds[id(stamp)]
+        ):
             parsed.repaired.append(Skip(stamp.line, stamp.raw, f"label [{stamp.label}] differs; data-t used"))
 
     heading: list[tuple[int, str]] = []

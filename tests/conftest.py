@@ -16,8 +16,9 @@ SHARED_NOTES = REPO.parent / "shared" / "corpus" / "notes"
 EXPECTATIONS = json.loads((Path(__file__).parent / "sample_expectations.json").read_text(encoding="utf-8"))
 
 
-def run_cli(*args: str, index: Path | None = None, env: dict[str, str] | None = None,
-            check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, index: Path | None = None, env: dict[str, str] | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run `ytnotes` as a subprocess with the interpreter running the tests."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
     full_env.pop("YTNOTES_INDEX", None)
@@ -29,7 +30,9 @@ def run_cli(*args: str, index: Path | None = None, env: dict[str, str] | None = 
         cmd += ["--index", str(index)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc
 
 

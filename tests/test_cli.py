@@ -45,7 +45,9 @@ def test_ask_known_question_rank_one(sample_index: Path) -> None:
     assert (top["note"], top["video_id"], top["seconds"]) == (item["note"], item["video"], item["t"])
     assert top["url"] == f"https://www.youtube.com/watch?v={item['video']}&t={item['t']}s"
     assert data["answer"] == top
-    assert top["timestamp"] == "{:02d}:{:02d}:{:02d}".format(item["t"] // 3600, item["t"] // 60 % 60, item["t"] % 60)
+    assert top["timestamp"] == "{:02d}:{:02d}:{:02d}".format(
+        item["t"] // 3600, item["t"] // 60 % 60, item["t"] % 60
+    )
     assert proc.stderr.strip() == ""  # nothing but results; no model-loading noise
 
 
@@ -61,13 +63,15 @@ def test_ask_text_output(sample_index: Path) -> None:
 
 
 def test_ask_filters(sample_index: Path) -> None:
-    proc = run_cli("ask", "what is a good life", "--channel", "TED", "--json", "-k", "10", index=sample_index,
-                   check=True)
+    proc = run_cli(
+        "ask", "what is a good life", "--channel", "TED", "--json", "-k", "10", index=sample_index, check=True
+    )
     results = json.loads(proc.stdout)["results"]
     assert results and {r["channel"] for r in results} == {"ted"}
     vid = EXPECTATIONS["ask"][0]["video"]
-    results = json.loads(run_cli("ask", "what is it about", "--video", vid, "--json", index=sample_index,
-                                 check=True).stdout)["results"]
+    results = json.loads(
+        run_cli("ask", "what is it about", "--video", vid, "--json", index=sample_index, check=True).stdout
+    )["results"]
     assert results and {r["video_id"] for r in results} == {vid}
     for r in results:
         assert URL.match(r["url"])
@@ -81,7 +85,9 @@ def test_locate_exact_quote(sample_index: Path) -> None:
     assert re.match(rf"^{re.escape(item['note'])}:\d+  confidence 0\.9\d$", lines[-1])
     data = json.loads(run_cli("locate", item["quote"], "--json", index=sample_index, check=True).stdout)
     assert data["found"] is True and data["result"]["seconds"] == item["t"]
-    note_line = (Path(data["result"]["path"]).read_text(encoding="utf-8").splitlines())[data["result"]["line"] - 1]
+    note_line = (Path(data["result"]["path"]).read_text(encoding="utf-8").splitlines())[
+        data["result"]["line"] - 1
+    ]
     assert item["quote"].split()[0] in note_line
 
 

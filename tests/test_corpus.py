@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import Counter
 from pathlib import Path
@@ -64,7 +65,7 @@ def test_timestamps_found_equal_the_files_values(parsed_corpus: list[ParsedNote]
         assert len(p.skipped) - len(skipped_outside_fences) == fenced, p.note.rel
         if p.reading is ts.Reading.HOURS:
             # With the plain reading the seconds must be exactly those of the values, minus the skipped ones.
-            naive = Counter()
+            naive: Counter[int] = Counter()
             for v in values:
                 nums = [int(x) for x in v.split(":")][:3]
                 naive[sum(n * 60**i for i, n in enumerate(reversed(nums)))] += 1
@@ -105,10 +106,8 @@ def test_chunk_times_are_the_notes_times(parsed_corpus: list[ParsedNote]) -> Non
         values, _ = file_values(p.note.path)
         allowed = set()
         for v in values:
-            try:
+            with contextlib.suppress(ts.TimestampError):
                 allowed.add(ts.seconds_list([v])[0])
-            except ts.TimestampError:
-                pass
         allowed |= set(p.times)
         for chunk in chunking.pack(p, lambda t: len(t.split())):
             for seg in chunk.segments:

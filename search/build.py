@@ -48,7 +48,11 @@ class _Prepared:
 
 
 def build_index(
-    notes_dir: Path, index_dir: Path, encoder: embed.Encoder | None = None, progress: Progress | None = None
+    notes_dir: Path,
+    index_dir: Path,
+    encoder: embed.Encoder | None = None,
+    progress: Progress | None = None,
+    chunk_tokens: int = chunking.CHUNK_TOKENS,
 ) -> BuildReport:
     """Build the index of every note below ``notes_dir`` into ``index_dir``, replacing the old one atomically.
 
@@ -70,7 +74,7 @@ def build_index(
         for i, path in enumerate(paths, 1):
             try:
                 parsed = parse_note(read_note(path, notes_dir))
-                prepared.append(_Prepared(parsed, chunking.pack(parsed, count_tokens)))
+                prepared.append(_Prepared(parsed, chunking.pack(parsed, count_tokens, chunk_tokens)))
             except NoteError as exc:
                 skipped.append(exc)
             except Exception as exc:  # a parser bug must not stop the other notes
@@ -93,7 +97,7 @@ def build_index(
         total = len(chunk_texts) + len(segment_texts)
         chunk_vectors = _encode(encoder, chunk_texts, 0, total, report_progress)
         segment_vectors = _encode(encoder, segment_texts, len(chunk_texts), total, report_progress)
-        manifest = _manifest(notes_dir, prepared, len(chunk_texts), len(segment_texts))
+        manifest = _manifest(notes_dir, prepared, len(chunk_texts), len(segment_texts), chunk_tokens)
         generation = store.write_generation(index_dir, manifest, rows, chunk_vectors, segment_vectors)
 
     dropped = [
@@ -111,7 +115,7 @@ def build_index(
 
 
 def _rows(prepared: list[_Prepared]) -> tuple[store.Rows, list[str], list[str]]:
-    rows = store.Rows(notes=[], chunks=[], segments=[])
+    rows = store.Rows(notes=[], chunks=[], segments=[], chunk_texts=[])
     chunk_texts: list[str] = []
     segment_texts: list[str] = []
     for note_id, item in enumerate(prepared):
@@ -147,6 +151,7 @@ def _rows(prepared: list[_Prepared]) -> tuple[store.Rows, list[str], list[str]]:
                 )
             )
             chunk_texts.append(chunking.embed_text(note.title, chunk))
+    rows.chunk_texts = chunk_texts
     return rows, chunk_texts, segment_texts
 
 
@@ -165,12 +170,14 @@ def _encode(
     return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
 
 
-def _manifest(notes_dir: Path, prepared: list[_Prepared], n_chunks: int, n_segments: int) -> dict[str, Any]:
+def _manifest(
+    notes_dir: Path, prepared: list[_Prepared], n_chunks: int, n_segments: int, chunk_tokens: int
+) -> dict[str, Any]:
     return {
         "format_version": store.FORMAT_VERSION,
         "model": embed.fingerprint(),
         "chunking": {
-            "chunk_tokens": chunking.CHUNK_TOKENS,
+            "chunk_tokens": chunk_tokens,
             "chunk_text": "title — heading path\\nsegments",
             "segment_text": "segment prose",
         },

@@ -75,10 +75,12 @@ def ask(
 ) -> None:
     """Answer a question with the closest passages, each linked to its moment in the video."""
     from search.present import ask_text
-    from search.retrieve import open_index
+    from search.retrieve import group_by_video, open_index
 
     idx = open_index(index)
-    hits = idx.ask(question, k=k, channel=channel, video=video)
+    # More passages than asked for: several may come from one video and are grouped under it.
+    hits = idx.ask(question, k=min(50, k * 4), channel=channel, video=video)
+    results = group_by_video(hits, k)
     if as_json:
         _json(
             {
@@ -86,12 +88,12 @@ def ask(
                 "k": k,
                 "channel": channel,
                 "video": video,
-                "answer": hits[0].to_json() if hits else None,
-                "results": [h.to_json() for h in hits],
+                "answer": results[0].hit.to_json() if results else None,
+                "results": [r.to_json() for r in results],
             }
         )
     else:
-        typer.echo(ask_text(hits, sys.stdout.isatty()))
+        typer.echo(ask_text(results, sys.stdout.isatty()))
 
 
 @app.command()

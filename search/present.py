@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from search.build import BuildReport
-from search.retrieve import Hit, Located
+from search.retrieve import Hit, Located, Result
 
 #: How many skipped timestamps a build lists by name before it only counts them.
 LIST_DROPPED = 5
@@ -33,22 +33,29 @@ def source(hit: Hit) -> str:
     return " · ".join(parts) + (f" › {where}" if where else "")
 
 
-def ask_text(hits: list[Hit], tty: bool) -> str:
-    if not hits:
+def ask_text(results: list[Result], tty: bool) -> str:
+    if not results:
         return "No passages found."
     em = emphasis(tty)
-    best = hits[0]
+    best = results[0].hit
     lines = [f"Answer: {best.sentence} {moment(best)}", ""]
-    for hit in hits:
+    for res in results:
+        hit = res.hit
         snippet = " ".join(p for p in (hit.before, em(hit.sentence), hit.after) if p)
         lines += [
             f"{hit.rank}. {source(hit)}  ({hit.score:.2f})",
             f"   {moment(hit)}",
             f"   {snippet}",
             f"   {hit.note}:{hit.line}",
-            "",
         ]
+        for other in res.moments:
+            lines.append(f"   also {moment(other)}  {_short(other.sentence)}")
+        lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def _short(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"
 
 
 def locate_text(result: Located, threshold: float) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search import embed, store
+from search import embed, rank, store
 from search.errors import IndexUnusableError, YtnotesError
 from search.timestamps import format_hms, valid_video_id, video_url
 
@@ -70,6 +70,50 @@ class Hit:
             "url": self.url,
             "times": self.times,
         }
+
+
+@dataclass
+class Result:
+    """One video's answer: its best passage, and its other moments further than MERGE_SECONDS away."""
+
+    hit: Hit
+    moments: list[Hit] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        keys = ("seconds", "timestamp", "url", "sentence", "note", "line", "heading", "score")
+        return {**self.hit.to_json(), "moments": [{k: m.to_json()[k] for k in keys} for m in self.moments]}
+
+
+#: Hits of one video closer than this many seconds are one moment (notes often cite one stretch of talk twice).
+MERGE_SECONDS = 30
+
+
+def group_by_video(hits: list[Hit], k: int) -> list[Result]:
+    """Group ranked hits by video: the first hit of a video is its result; later hits within MERGE_SECONDS of a
+    moment already shown merge into it, the others are listed under it as further moments. Ranks are renumbered.
+    Hits without a video id stand alone."""
+    results: list[Result] = []
+    by_video: dict[str, Result] = {}
+    for hit in hits:
+        key = hit.video_id
+        if key is not None and key in by_video:
+            res = by_video[key]
+            shown = [res.hit, *res.moments]
+            if hit.seconds is None or any(
+                m.seconds is not None and abs(m.seconds - hit.seconds) <= MERGE_SECONDS for m in shown
+            ):
+                continue
+            res.moments.append(hit)
+            continue
+        if len(results) == k:
+            continue
+        res = Result(hit)
+        results.append(res)
+        if key is not None:
+            by_video[key] = res
+    for n, res in enumerate(results, 1):
+        res.hit.rank = n
+    return results
 
 
 @dataclass
@@ -136,31 +180,135 @@ class Index:
         }
 
     def ask(
-        self, question: str, k: int = 5, channel: str | None = None, video: str | None = None
+        self,
+        question: str,
+        k: int = 5,
+        channel: str | None = None,
+        video: str | None = None,
+        weights: rank.Weights = rank.HYBRID,
     ) -> list[Hit]:
-        """The k passages closest to the question, each linked to its best-matching sentence's moment."""
+        """The k passages that best answer the question, best first, each linked to the moment of its
+        best-matching sentence. (Grouping by video is `group`'s job.)"""
         question = _check_text(question, "question")
         if not 1 <= k <= 50:
             raise YtnotesError(f"-k must be between 1 and 50, not {k}")
         allowed = self._filter(channel, video)
         query = self.encoder.encode([question])
-        scores, ids = _search(self.chunks, query, k, allowed)
+        moments = self._rank_moments(question, query, allowed, weights)
+        # Ranked by fused rank; the score shown is the passage's cosine similarity with the question.
         return [
-            self._hit(rank, float(score), int(cid), query[0])
-            for rank, (score, cid) in enumerate(zip(scores, ids, strict=True), 1)
+            self._hit(r, float(self.chunks.reconstruct(cid) @ query[0]), cid, query[0], best_segment=sid)
+            for r, (sid, cid) in enumerate(moments[:k], 1)
         ]
 
-    def locate(self, claim: str) -> Located:
-        """The single sentence that best matches a claim or quote, with a confidence (cosine similarity)."""
+    def _rank_moments(
+        self, question: str, query: np.ndarray, allowed: list[int] | None, weights: rank.Weights
+    ) -> list[tuple[int, int]]:
+        """(segment id, chunk id) of the best moments, best first: each segment scores by its passage's fused
+        rank, its own similarity with the question and its own BM25 rank, fused again by RRF."""
+        import numpy as np
+
+        chunks = self._rank_chunks(question, query, allowed, weights)[: weights.depth]
+        if not chunks:
+            return []
+        chunk_rank = {cid: r for r, (cid, _) in enumerate(chunks)}
+        owner: dict[int, int] = {}
+        for cid, a, b in self.db.execute(
+            "SELECT id, seg_start, seg_end FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(chunk_rank)),),
+        ):
+            owner.update((sid, cid) for sid in range(a, b))
+        ids = list(owner)
+        vectors = np.asarray([self.segments.reconstruct(i) for i in ids])
+        if weights.context:
+            pos = {sid: n for n, sid in enumerate(ids)}
+            prev = np.asarray(
+                [pos.get(sid - 1, n) if owner.get(sid - 1) == owner[sid] else n for n, sid in enumerate(ids)]
+            )
+            vectors = vectors + weights.context * vectors[prev] * (prev != np.arange(len(ids)))[:, None]
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        sims = vectors @ query[0]
+        dense_order = [ids[i] for i in np.argsort(-sims, kind="stable")]
+        lexical_order = [
+            i for i, _ in rank.lexical(self.db, "segments_fts", question, len(ids) + 1, allowed=ids)
+        ]
+        fused = rank.fuse(
+            [(weights.moment_dense, dense_order), (weights.moment_lexical, lexical_order)],
+            weights.moment_rrf_k,
+        )
+        # A passage's rank counts for each of its segments alike (ties, not an order among them).
+        kc = weights.moment_rrf_k
+        scores = dict(fused)
+        for sid in ids:
+            scores[sid] = scores.get(sid, 0.0) + weights.moment_chunk / (kc + chunk_rank[owner[sid]] + 1)
+        fused = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        out: list[tuple[int, int]] = []
+        seen: set[int] = set()
+        for sid, _ in fused:
+            cid = owner[sid]
+            if weights.one_per_chunk and cid in seen:
+                continue
+            seen.add(cid)
+            out.append((sid, cid))
+        return out
+
+    def locate(self, claim: str, weights: rank.Weights = rank.HYBRID) -> Located:
+        """The single sentence that best matches a claim or quote; its confidence is their cosine similarity."""
         claim = _check_text(claim, "claim")
         query = self.encoder.encode([claim])
-        scores, ids = _search(self.segments, query, 1, None)
-        if not len(ids):
+        depth = weights.depth
+        lists: list[tuple[float, list[int]]] = []
+        if weights.chunk_dense or weights.segment_dense:
+            _, ids = _search(self.segments, query, depth, None)
+            lists.append((weights.chunk_dense + weights.segment_dense, [int(i) for i in ids]))
+        if weights.lexical:
+            lists.append(
+                (weights.lexical, [i for i, _ in rank.lexical(self.db, "segments_fts", claim, depth)])
+            )
+        fused = rank.fuse(lists, weights.rrf_k)
+        if not fused:
             return Located(False, 0.0, None)
-        seg_id, score = int(ids[0]), float(scores[0])
+        seg_id = fused[0][0]
         row = self.db.execute("SELECT chunk_id FROM segments WHERE id = ?", (seg_id,)).fetchone()
-        hit = self._hit(1, score, int(row["chunk_id"]), query[0], best_segment=seg_id)
-        return Located(score >= LOCATE_THRESHOLD, score, hit)
+        similarity = float(self.segments.reconstruct(seg_id) @ query[0])
+        hit = self._hit(1, similarity, int(row["chunk_id"]), query[0], best_segment=seg_id)
+        return Located(similarity >= LOCATE_THRESHOLD, similarity, hit)
+
+    def _rank_chunks(
+        self, question: str, query: np.ndarray, allowed: list[int] | None, weights: rank.Weights
+    ) -> list[tuple[int, float]]:
+        """Chunk ids with fused scores, best first."""
+        depth = weights.depth
+        lists: list[tuple[float, list[int]]] = []
+        if weights.chunk_dense:
+            _, ids = _search(self.chunks, query, depth, allowed)
+            lists.append((weights.chunk_dense, [int(i) for i in ids]))
+        if weights.segment_dense:
+            allowed_segments = None
+            if allowed is not None:
+                spans = self.db.execute(
+                    "SELECT seg_start, seg_end FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(allowed),),
+                )
+                allowed_segments = [i for a, b in spans for i in range(a, b)]
+            _, seg_ids = _search(self.segments, query, depth * 3, allowed_segments)
+            lists.append((weights.segment_dense, self._chunks_of([int(i) for i in seg_ids])[:depth]))
+        if weights.lexical:
+            hits = rank.lexical(self.db, "chunks_fts", question, depth, allowed)
+            lists.append((weights.lexical, [i for i, _ in hits]))
+        return rank.fuse(lists, weights.rrf_k)
+
+    def _chunks_of(self, segment_ids: list[int]) -> list[int]:
+        """The chunks of ranked segments, in the order of each chunk's best segment."""
+        if not segment_ids:
+            return []
+        rows = dict(
+            self.db.execute(
+                "SELECT id, chunk_id FROM segments WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(segment_ids),),
+            ).fetchall()
+        )
+        return list(dict.fromkeys(rows[i] for i in segment_ids))
 
     def _filter(self, channel: str | None, video: str | None) -> list[int] | None:
         if channel is None and video is None:

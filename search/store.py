@@ -51,6 +51,9 @@ CREATE TABLE chunks (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES
 CREATE TABLE segments (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES notes(id),
                        chunk_id INTEGER NOT NULL REFERENCES chunks(id), text TEXT NOT NULL,
                        times TEXT NOT NULL, link_time INTEGER, line INTEGER NOT NULL);
+-- Lexical indexes (BM25). A chunk's row holds its title and heading path too, as its vector's text does.
+CREATE VIRTUAL TABLE chunks_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE segments_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
 CREATE INDEX chunks_note ON chunks(note_id);
 CREATE INDEX segments_chunk ON segments(chunk_id);
 """
@@ -65,6 +68,7 @@ class Rows:
     notes: list[tuple[Any, ...]]  # (id, path, title, channel, channel_key, video_id, sha256)
     chunks: list[tuple[Any, ...]]  # (id, note_id, heading_json, text, line, seg_start, seg_end)
     segments: list[tuple[Any, ...]]  # (id, note_id, chunk_id, text, times_json, link_time, line)
+    chunk_texts: list[str]  # what was embedded for each chunk (title, heading path, prose)
 
 
 @contextlib.contextmanager
@@ -107,6 +111,11 @@ def write_generation(
             db.executemany("INSERT INTO notes VALUES (?,?,?,?,?,?,?)", rows.notes)
             db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)", rows.chunks)
             db.executemany("INSERT INTO segments VALUES (?,?,?,?,?,?,?)", rows.segments)
+            db.executemany("INSERT INTO chunks_fts(rowid, body) VALUES (?,?)", enumerate(rows.chunk_texts))
+            db.executemany(
+                "INSERT INTO segments_fts(rowid, body) SELECT id, text FROM segments WHERE id = ?",
+                ((r[0],) for r in rows.segments),
+            )
             db.commit()
         finally:
             db.close()

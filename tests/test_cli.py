@@ -44,7 +44,12 @@ def test_ask_known_question_rank_one(sample_index: Path) -> None:
     top = data["results"][0]
     assert (top["note"], top["video_id"], top["seconds"]) == (item["note"], item["video"], item["t"])
     assert top["url"] == f"https://www.youtube.com/watch?v={item['video']}&t={item['t']}s"
-    assert data["answer"] == top
+    assert data["answer"] == {key: value for key, value in top.items() if key != "moments"}
+    # Grouped by video: one result per video, its other moments more than 30 s apart.
+    assert len({r["video_id"] for r in data["results"]}) == len(data["results"])
+    for r in data["results"]:
+        seconds = [r["seconds"], *(m["seconds"] for m in r["moments"])]
+        assert all(abs(a - b) > 30 for i, a in enumerate(seconds) for b in seconds[i + 1 :]), seconds
     assert top["timestamp"] == "{:02d}:{:02d}:{:02d}".format(
         item["t"] // 3600, item["t"] // 60 % 60, item["t"] % 60
     )

@@ -1,7 +1,14 @@
-"""Building an index from a folder of notes: read, segment, pack, embed, write."""
+"""Building an index from a folder of notes: read, segment, pack, embed, write.
+
+A rebuild redoes only what changed. A note whose bytes hash as in the live index keeps its rows and vectors;
+inside a changed note, a chunk whose text is unchanged keeps its vectors (keyed by a hash of the chunk's text and
+its segments). When nothing changed, nothing is written. A different model, format or chunk setting, or
+``full=True``, rebuilds everything.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -14,15 +21,16 @@ from search import chunks as chunking
 from search import embed, store
 from search.errors import NoteError, YtnotesError
 from search.notes import find_notes, read_note
-from search.segments import ParsedNote, parse_note
+from search.previous import NoteData, Previous, open_previous
+from search.segments import parse_note
 
 if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
 
-#: Texts handed to the encoder at a time: bounds memory and gives the progress bar a steady pulse.
-ENCODE_BATCH = 256
+#: Chunks handed to the encoder at a time: bounds memory and gives the progress bar a steady pulse.
+ENCODE_BATCH = 128
 
 #: Called as progress(stage, done, total); stage is "read" or "embed".
 Progress = Callable[[str, int, int], None]
@@ -39,12 +47,23 @@ class BuildReport:
     generation: Path
     skipped: list[NoteError] = field(default_factory=list)
     dropped_timestamps: list[str] = field(default_factory=list)
+    #: Notes read and embedded anew / taken from the previous index unchanged; chunks embedded / reused.
+    changed_notes: int = 0
+    reused_notes: int = 0
+    embedded_chunks: int = 0
+    reused_chunks: int = 0
+    removed_notes: int = 0
+    up_to_date: bool = False
+    notice: str | None = None
 
 
-@dataclass
-class _Prepared:
-    parsed: ParsedNote
-    chunks: list[chunking.Chunk]
+def settings(chunk_tokens: int) -> dict[str, Any]:
+    """Everything besides the model that decides what the vectors are; recorded in the manifest."""
+    return {
+        "chunk_tokens": chunk_tokens,
+        "chunk_text": "title — heading path\\nsegments",
+        "segment_vectors": embed.SEGMENT_VECTORS,
+    }
 
 
 def build_index(
@@ -53,6 +72,7 @@ def build_index(
     encoder: embed.Encoder | None = None,
     progress: Progress | None = None,
     chunk_tokens: int = chunking.CHUNK_TOKENS,
+    full: bool = False,
 ) -> BuildReport:
     """Build the index of every note below ``notes_dir`` into ``index_dir``, replacing the old one atomically.
 
@@ -64,125 +84,192 @@ def build_index(
     if not notes_dir.is_dir():
         raise YtnotesError(f"the notes folder {notes_dir} does not exist; pass a folder of .md notes")
     report_progress = progress or (lambda stage, done, total: None)
+    wanted = {"model": embed.fingerprint(), "chunking": settings(chunk_tokens)}
     with store.build_lock(index_dir):
-        skipped: list[NoteError] = []
-        paths = list(find_notes(notes_dir, skipped))
-        if not paths:
-            raise YtnotesError(f"no .md notes in {notes_dir}; pass the folder that holds your notes")
-        count_tokens = embed.token_counter()
-        prepared: list[_Prepared] = []
-        for i, path in enumerate(paths, 1):
-            try:
-                parsed = parse_note(read_note(path, notes_dir))
-                prepared.append(_Prepared(parsed, chunking.pack(parsed, count_tokens, chunk_tokens)))
-            except NoteError as exc:
-                skipped.append(exc)
-            except Exception as exc:  # a parser bug must not stop the other notes
-                log.debug("unexpected error reading %s", path, exc_info=True)
-                skipped.append(
-                    NoteError(
-                        path, f"could not be parsed ({type(exc).__name__}: {exc}); please report this note"
-                    )
-                )
-            report_progress("read", i, len(paths))
-        prepared = [p for p in prepared if p.chunks]
-        if not prepared:
-            raise YtnotesError(
-                f"none of the {len(paths)} notes in {notes_dir} could be indexed (see the "
-                f"warnings above); the existing index is unchanged"
-            )
+        previous, notice = (None, None) if full else open_previous(index_dir, wanted)
+        try:
+            report = _build(notes_dir, index_dir, encoder, report_progress, chunk_tokens, previous, wanted)
+        finally:
+            if previous is not None:
+                previous.close()
+    report.seconds = time.monotonic() - started
+    report.notice = notice
+    return report
 
-        rows, chunk_texts, segment_texts = _rows(prepared)
-        encoder = encoder or embed.load_encoder()
-        total = len(chunk_texts) + len(segment_texts)
-        chunk_vectors = _encode(encoder, chunk_texts, 0, total, report_progress)
-        segment_vectors = _encode(encoder, segment_texts, len(chunk_texts), total, report_progress)
-        manifest = _manifest(notes_dir, prepared, len(chunk_texts), len(segment_texts), chunk_tokens)
-        generation = store.write_generation(index_dir, manifest, rows, chunk_vectors, segment_vectors)
 
-    dropped = [
-        f"{p.parsed.note.path}:{s.line}: [{s.raw}] {s.reason}" for p in prepared for s in p.parsed.skipped
-    ]
+def _build(
+    notes_dir: Path,
+    index_dir: Path,
+    encoder: embed.Encoder | None,
+    progress: Progress,
+    chunk_tokens: int,
+    previous: Previous | None,
+    wanted: dict[str, Any],
+) -> BuildReport:
+    skipped: list[NoteError] = []
+    paths = list(find_notes(notes_dir, skipped))
+    if not paths:
+        raise YtnotesError(f"no .md notes in {notes_dir}; pass the folder that holds your notes")
+    old_notes: dict[str, str] = previous.manifest["notes"] if previous else {}
+
+    notes: list[NoteData] = []
+    changed = 0
+    for i, path in enumerate(paths, 1):
+        rel = path.relative_to(notes_dir).as_posix()
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            digest = ""  # read_note reports it
+        if previous is not None and old_notes.get(rel) == digest:
+            notes.append(previous.note(rel))
+        else:
+            data = _read(path, notes_dir, chunk_tokens, skipped)
+            if data is not None:
+                notes.append(data)
+                changed += 1
+        progress("read", i, len(paths))
+
+    removed = len(set(old_notes) - {n.rel for n in notes})
+    if previous is not None and changed == 0 and removed == 0 and not skipped_changed(previous, skipped):
+        return BuildReport(
+            notes=len(notes),
+            chunks=previous.manifest["counts"]["chunks"],
+            segments=previous.manifest["counts"]["segments"],
+            seconds=0.0,
+            generation=previous.generation,
+            skipped=skipped,
+            dropped_timestamps=[d for n in notes for d in n.dropped],
+            reused_notes=len(notes),
+            up_to_date=True,
+        )
+    if not notes:
+        raise YtnotesError(
+            f"none of the {len(paths)} notes in {notes_dir} could be indexed (see the "
+            f"warnings above); the existing index is unchanged"
+        )
+
+    if previous is not None:
+        previous.reuse_chunks([n for n in notes if any(v is None for v in n.chunk_vectors)])
+    todo = [(n, c) for n in notes for c, vec in enumerate(n.chunk_vectors) if vec is None]
+    reused_chunks = sum(len(n.chunks) for n in notes) - len(todo)
+    if todo:
+        _encode(encoder or embed.load_document_encoder(index_dir), todo, progress)
+
+    generation = _write(index_dir, notes_dir, notes, wanted, skipped)
     return BuildReport(
-        notes=len(prepared),
-        chunks=len(chunk_texts),
-        segments=len(segment_texts),
-        seconds=time.monotonic() - started,
+        notes=len(notes),
+        chunks=sum(len(n.chunks) for n in notes),
+        segments=sum(len(n.segments) for n in notes),
+        seconds=0.0,
         generation=generation,
         skipped=skipped,
-        dropped_timestamps=dropped,
+        dropped_timestamps=[d for n in notes for d in n.dropped],
+        changed_notes=changed,
+        reused_notes=len(notes) - changed,
+        embedded_chunks=len(todo),
+        reused_chunks=reused_chunks,
+        removed_notes=removed,
     )
 
 
-def _rows(prepared: list[_Prepared]) -> tuple[store.Rows, list[str], list[str]]:
-    rows = store.Rows(notes=[], chunks=[], segments=[], chunk_texts=[])
-    chunk_texts: list[str] = []
-    segment_texts: list[str] = []
-    for note_id, item in enumerate(prepared):
-        note = item.parsed.note
-        rows.notes.append(
-            (note_id, note.rel, note.title, note.channel, note.channel_key, note.video_id, note.sha256)
-        )
-        for chunk in item.chunks:
-            chunk_id = len(chunk_texts)
-            seg_start = len(segment_texts)
-            for seg in chunk.segments:
-                rows.segments.append(
-                    (
-                        len(segment_texts),
-                        note_id,
-                        chunk_id,
-                        seg.text,
-                        json.dumps(seg.times),
-                        seg.link_time,
-                        seg.line,
-                    )
-                )
-                segment_texts.append(seg.text)
-            rows.chunks.append(
-                (
-                    chunk_id,
-                    note_id,
-                    json.dumps(list(chunk.heading), ensure_ascii=False),
-                    chunk.text,
-                    chunk.line,
-                    seg_start,
-                    len(segment_texts),
-                )
-            )
-            chunk_texts.append(chunking.embed_text(note.title, chunk))
-    rows.chunk_texts = chunk_texts
-    return rows, chunk_texts, segment_texts
+def skipped_changed(previous: Previous, skipped: list[NoteError]) -> bool:
+    """Whether the set of unreadable notes differs from the last build's (then the manifest is rewritten)."""
+    return sorted(str(e.path) for e in skipped) != previous.manifest.get("skipped", [])
 
 
-def _encode(
-    encoder: embed.Encoder, texts: list[str], done: int, total: int, progress: Progress
-) -> np.ndarray:
+def _read(path: Path, root: Path, chunk_tokens: int, skipped: list[NoteError]) -> NoteData | None:
+    """Parse and pack one note; a bad note is added to ``skipped`` and gives None."""
+    try:
+        note = read_note(path, root)
+        parsed = parse_note(note)
+        packed = chunking.pack(parsed, embed.token_counter(), chunk_tokens)
+    except NoteError as exc:
+        skipped.append(exc)
+        return None
+    except Exception as exc:  # a parser bug must not stop the other notes
+        log.debug("unexpected error reading %s", path, exc_info=True)
+        reason = f"could not be parsed ({type(exc).__name__}: {exc}); please report this note"
+        skipped.append(NoteError(path, reason))
+        return None
+    if not packed:
+        skipped.append(NoteError(path, "it holds no text to index; write the note or delete the file"))
+        return None
+    data = NoteData(
+        rel=note.rel,
+        title=note.title,
+        channel=note.channel,
+        channel_key=note.channel_key,
+        video_id=note.video_id,
+        sha256=note.sha256,
+        dropped=[f"{note.path}:{s.line}: [{s.raw}] {s.reason}" for s in parsed.skipped],
+        chunks=[],
+        segments=[],
+    )
+    for chunk in packed:
+        text, spans = chunking.embed_text_and_spans(note.title, chunk)
+        key = hashlib.sha256(json.dumps([text, spans], ensure_ascii=False).encode()).hexdigest()
+        heading = json.dumps(list(chunk.heading), ensure_ascii=False)
+        data.chunks.append((heading, chunk.text, chunk.line, len(chunk.segments), key, text))
+        data.spans.append(spans)
+        data.segments += [(s.text, json.dumps(s.times), s.link_time, s.line) for s in chunk.segments]
+    data.chunk_vectors = [None] * len(data.chunks)
+    data.segment_vectors = [None] * len(data.chunks)
+    return data
+
+
+def _encode(encoder: embed.Encoder, todo: list[tuple[NoteData, int]], progress: Progress) -> None:
+    """Embed the chunks that have no vectors yet (and their segments), in batches, with progress."""
+    total = len(todo)
+    for start in range(0, total, ENCODE_BATCH):
+        batch = todo[start : start + ENCODE_BATCH]
+        texts = [n.chunks[c][5] for n, c in batch]
+        spans = [n.spans[c] for n, c in batch]
+        chunk_vecs, segment_vecs = embed.encode_chunks(encoder, texts, spans)
+        for (note, c), cv, sv in zip(batch, chunk_vecs, segment_vecs, strict=True):
+            note.chunk_vectors[c] = cv
+            note.segment_vectors[c] = sv
+        progress("embed", start + len(batch), total)
+
+
+def _write(
+    index_dir: Path, notes_dir: Path, notes: list[NoteData], wanted: dict[str, Any], skipped: list[NoteError]
+) -> Path:
     import numpy as np
 
-    parts = []
-    for start in range(0, len(texts), ENCODE_BATCH):
-        batch = texts[start : start + ENCODE_BATCH]
-        parts.append(encoder.encode(batch))
-        progress("embed", done + start + len(batch), total)
-    if not parts:
-        return np.zeros((0, embed.DIMENSION), dtype=np.float32)
-    return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
-
-
-def _manifest(
-    notes_dir: Path, prepared: list[_Prepared], n_chunks: int, n_segments: int, chunk_tokens: int
-) -> dict[str, Any]:
-    return {
+    rows = store.Rows(notes=[], chunks=[], segments=[], chunk_texts=[])
+    chunk_vectors: list[np.ndarray] = []
+    segment_vectors: list[np.ndarray] = []
+    for note_id, n in enumerate(notes):
+        rows.notes.append(
+            (note_id, n.rel, n.title, n.channel, n.channel_key, n.video_id, n.sha256, json.dumps(n.dropped))
+        )
+        seg_iter = iter(n.segments)
+        for c, (heading, text, line, n_segs, key, embed_text) in enumerate(n.chunks):
+            chunk_id = len(rows.chunks)
+            seg_start = len(rows.segments)
+            for _ in range(n_segs):
+                s_text, times, link_time, s_line = next(seg_iter)
+                rows.segments.append((len(rows.segments), note_id, chunk_id, s_text, times, link_time, s_line))
+            rows.chunks.append((chunk_id, note_id, heading, text, line, seg_start, len(rows.segments), key))
+            rows.chunk_texts.append(embed_text)
+            cv, sv = n.chunk_vectors[c], n.segment_vectors[c]
+            assert cv is not None and sv is not None and len(sv) == n_segs
+            chunk_vectors.append(cv)
+            segment_vectors.append(sv)
+    manifest = {
         "format_version": store.FORMAT_VERSION,
-        "model": embed.fingerprint(),
-        "chunking": {
-            "chunk_tokens": chunk_tokens,
-            "chunk_text": "title — heading path\\nsegments",
-            "segment_text": "segment prose",
-        },
+        **wanted,
+        "encoder": embed.encoder_record(index_dir),
         "notes_dir": str(notes_dir),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "counts": {"notes": len(prepared), "chunks": n_chunks, "segments": n_segments},
-        "notes": {p.parsed.note.rel: p.parsed.note.sha256 for p in prepared},
+        "counts": {"notes": len(notes), "chunks": len(rows.chunks), "segments": len(rows.segments)},
+        "notes": {n.rel: n.sha256 for n in notes},
+        "skipped": sorted(str(e.path) for e in skipped),
     }
+    return store.write_generation(
+        index_dir,
+        manifest,
+        rows,
+        np.ascontiguousarray(np.vstack(chunk_vectors), dtype=np.float32),
+        np.ascontiguousarray(np.vstack(segment_vectors), dtype=np.float32),
+    )

@@ -36,7 +36,19 @@ def describe(title: str, heading: tuple[str, ...]) -> str:
 
 def embed_text(title: str, chunk: Chunk) -> str:
     """What the model sees for a chunk: its title and heading path, then its prose."""
-    return f"{describe(title, chunk.heading)}\n{chunk.text}"
+    return embed_text_and_spans(title, chunk)[0]
+
+
+def embed_text_and_spans(title: str, chunk: Chunk) -> tuple[str, list[tuple[int, int]]]:
+    """The chunk's embedded text, and where each segment's text stands in it (start, end)."""
+    text = describe(title, chunk.heading) + "\n"
+    spans = []
+    for n, seg in enumerate(chunk.segments):
+        if n:
+            text += " "
+        spans.append((len(text), len(text) + len(seg.text)))
+        text += seg.text
+    return text, spans
 
 
 def pack(parsed: ParsedNote, count_tokens: Callable[[str], int], budget: int = CHUNK_TOKENS) -> list[Chunk]:

@@ -48,6 +48,7 @@ def build(
     ] = None,
     index: IndexOption = Path("index"),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every ignored timestamp.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Re-read and re-embed every note.")] = False,
 ) -> None:
     """Build (or rebuild) the index of a folder of notes."""
     from search.build import build_index
@@ -55,7 +56,7 @@ def build(
 
     folder = notes_dir or SAMPLE_NOTES
     with _progress() as progress:
-        report = build_index(folder, index, progress=progress)
+        report = build_index(folder, index, progress=progress, full=full)
     if verbose:
         report_lines = [f"timestamp ignored: {d}" for d in report.dropped_timestamps]
         typer.echo("\n".join(report_lines), err=True) if report_lines else None

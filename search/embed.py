@@ -6,7 +6,10 @@ that folder with the Hugging Face hubs switched off, so no run ever tries the ne
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -96,6 +99,80 @@ class SentenceTransformerEncoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+#: How segment vectors are made: "separate" encodes each segment's text on its own; "pooled" averages the
+#: chunk pass's token vectors over the segment's tokens (no second pass; each vector sees its context).
+SEGMENT_VECTORS = "separate"
+#: Where an index keeps the model exported for torch-free encoding, one folder per model fingerprint.
+ENCODER_FOLDER = "encoder"
+ONNX_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+RECORD_FILE = "encoder.json"
+
+
+def fingerprint_id() -> str:
+    """A short, stable name for the model fingerprint."""
+    blob = json.dumps(fingerprint(), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def ensure_exported(index_dir: Path) -> Path:
+    """The index's ONNX export of the model, made on first use (the one step that needs torch)."""
+    folder = index_dir / ENCODER_FOLDER / fingerprint_id()
+    if (folder / RECORD_FILE).is_file():
+        return folder
+    offline()
+    from search.onnx_export import export_onnx
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".tmp-{os.getpid()}-{folder.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    onnx_path = export_onnx(model_path(), tmp)
+    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    record = {"path": f"{ENCODER_FOLDER}/{folder.name}", "onnx_sha256": digest, "model": fingerprint()}
+    (tmp / RECORD_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.rename(tmp, folder)
+    return folder
+
+
+def encoder_record(index_dir: Path) -> dict[str, Any]:
+    """What the manifest says of the exported model (path relative to the index folder, hash)."""
+    record: dict[str, Any] = json.loads((ensure_exported(index_dir) / RECORD_FILE).read_text(encoding="utf-8"))
+    return record
+
+
+def load_onnx_encoder(folder: Path) -> Encoder:
+    """The torch-free encoder over an exported model folder."""
+    from search.fast_encoder import OnnxEncoder
+
+    return OnnxEncoder(folder / ONNX_FILE, folder / TOKENIZER_FILE)
+
+
+def load_document_encoder(index_dir: Path) -> Encoder:
+    """The encoder a build uses: the ONNX export kept with the index."""
+    return load_onnx_encoder(ensure_exported(index_dir))
+
+
 def load_encoder() -> Encoder:
-    """The encoder used for documents and questions."""
+    """The reference encoder (sentence-transformers on torch): tests and benchmarks compare against it."""
     return SentenceTransformerEncoder()
+
+
+def encode_chunks(
+    encoder: Encoder, texts: list[str], spans: list[list[tuple[int, int]]]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Vectors for chunk texts, and for the segments inside each (one array per chunk)."""
+    import numpy as np
+
+    pooled = getattr(encoder, "encode_spans", None)
+    if SEGMENT_VECTORS == "pooled" and pooled is not None:
+        chunk_vecs, seg_vecs = pooled(texts, spans)
+        return chunk_vecs, seg_vecs
+    chunk_vecs = encoder.encode(texts)
+    flat = [t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp]
+    seg_all = encoder.encode(flat) if flat else np.zeros((0, DIMENSION), dtype=np.float32)
+    out, pos = [], 0
+    for sp in spans:
+        out.append(seg_all[pos : pos + len(sp)])
+        pos += len(sp)
+    return chunk_vecs, out

@@ -97,9 +97,23 @@ def build_summary(report: BuildReport) -> list[str]:
             f"warning: {len(report.dropped_timestamps) - LIST_DROPPED} more timestamps ignored "
             "(`ytnotes build --verbose` lists them all)"
         )
+    if report.notice:
+        lines.insert(0, f"note: {report.notice}")
     reasons = f" ({len(report.skipped)} skipped)" if report.skipped else ""
+    if report.up_to_date:
+        lines.append(
+            f"Index is up to date: {report.notes} notes{reasons}, {report.chunks} chunks "
+            f"(checked in {report.seconds:.1f} s)."
+        )
+        return lines
+    work = ""
+    if report.reused_notes or report.reused_chunks or report.removed_notes:
+        work = (
+            f" ({report.changed_notes} notes read, {report.reused_notes} unchanged, {report.removed_notes} "
+            f"removed; {report.embedded_chunks} chunks embedded, {report.reused_chunks} reused)"
+        )
     lines.append(
         f"Indexed {report.notes} notes{reasons}, {report.chunks} chunks, {report.segments} segments "
-        f"in {report.seconds:.1f} s."
+        f"in {report.seconds:.1f} s{work}."
     )
     return lines

@@ -158,7 +158,10 @@ class Index:
     @property
     def encoder(self) -> embed.Encoder:
         if self._encoder is None:
-            self._encoder = embed.load_encoder()
+            folder = self.dir / str((self.manifest.get("encoder") or {}).get("path", "-"))
+            if not (folder / embed.ONNX_FILE).is_file():
+                raise IndexUnusableError(f"the exported model in {folder} is missing; {store.REBUILD_HINT}")
+            self._encoder = embed.load_onnx_encoder(folder)
         return self._encoder
 
     def info(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from search.errors import BuildLockedError, IndexMissingError, IndexUnusableErro
 if TYPE_CHECKING:
     import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
@@ -44,10 +44,10 @@ SEGMENTS = "segments.faiss"
 
 SCHEMA = """
 CREATE TABLE notes (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, title TEXT NOT NULL, channel TEXT,
-                    channel_key TEXT, video_id TEXT, sha256 TEXT NOT NULL);
+                    channel_key TEXT, video_id TEXT, sha256 TEXT NOT NULL, dropped TEXT NOT NULL);
 CREATE TABLE chunks (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES notes(id), heading TEXT NOT NULL,
                      text TEXT NOT NULL, line INTEGER NOT NULL, seg_start INTEGER NOT NULL,
-                     seg_end INTEGER NOT NULL);
+                     seg_end INTEGER NOT NULL, key TEXT NOT NULL);
 CREATE TABLE segments (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES notes(id),
                        chunk_id INTEGER NOT NULL REFERENCES chunks(id), text TEXT NOT NULL,
                        times TEXT NOT NULL, link_time INTEGER, line INTEGER NOT NULL);
@@ -55,6 +55,8 @@ CREATE TABLE segments (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENC
 CREATE VIRTUAL TABLE chunks_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
 CREATE VIRTUAL TABLE segments_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
 CREATE INDEX chunks_note ON chunks(note_id);
+CREATE INDEX chunks_key ON chunks(key);
+CREATE INDEX segments_note ON segments(note_id);
 CREATE INDEX segments_chunk ON segments(chunk_id);
 """
 
@@ -65,8 +67,8 @@ REBUILD_HINT = "run `ytnotes build --full` to rebuild it"
 class Rows:
     """What a build stores besides vectors, in the order of the vector rows."""
 
-    notes: list[tuple[Any, ...]]  # (id, path, title, channel, channel_key, video_id, sha256)
-    chunks: list[tuple[Any, ...]]  # (id, note_id, heading_json, text, line, seg_start, seg_end)
+    notes: list[tuple[Any, ...]]  # (id, path, title, channel, channel_key, video_id, sha256, dropped_json)
+    chunks: list[tuple[Any, ...]]  # (id, note_id, heading_json, text, line, seg_start, seg_end, key)
     segments: list[tuple[Any, ...]]  # (id, note_id, chunk_id, text, times_json, link_time, line)
     chunk_texts: list[str]  # what was embedded for each chunk (title, heading path, prose)
 
@@ -108,8 +110,8 @@ def write_generation(
         db = sqlite3.connect(tmp / META)
         try:
             db.executescript(SCHEMA)
-            db.executemany("INSERT INTO notes VALUES (?,?,?,?,?,?,?)", rows.notes)
-            db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)", rows.chunks)
+            db.executemany("INSERT INTO notes VALUES (?,?,?,?,?,?,?,?)", rows.notes)
+            db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)", rows.chunks)
             db.executemany("INSERT INTO segments VALUES (?,?,?,?,?,?,?)", rows.segments)
             db.executemany("INSERT INTO chunks_fts(rowid, body) VALUES (?,?)", enumerate(rows.chunk_texts))
             db.executemany(

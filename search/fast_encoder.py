@@ -1,0 +1,89 @@
+"""Torch-free sentence encoder: onnxruntime + tokenizers + numpy only.
+
+Reproduces sentence-transformers' all-MiniLM-L6-v2 pipeline (truncate to 256
+tokens, pad to the longest text in the batch, mean pooling over the attention
+mask, L2 normalisation) on an ONNX file written by ``search.onnx_export``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+MAX_SEQ_LENGTH = 256
+
+
+class OnnxEncoder:
+    """Encode texts into L2-normalised float32 vectors with an ONNX transformer."""
+
+    def __init__(
+        self,
+        onnx_path: Path,
+        tokenizer_path: Path,
+        threads: int | None = None,
+        max_seq_length: int = MAX_SEQ_LENGTH,
+    ) -> None:
+        """Load the tokenizer and create the inference session.
+
+        ``threads`` sets onnxruntime's intra-op thread count (``None``: its
+        default, one per core). Worker threads do not spin after a run, so
+        work that follows (e.g. a FAISS search) is not slowed down.
+        """
+        tok = Tokenizer.from_file(str(tokenizer_path))
+        # The bundled tokenizer.json pads/truncates to a fixed 128; match
+        # sentence-transformers instead: truncate at 256, pad to batch longest.
+        tok.enable_truncation(max_length=max_seq_length)
+        pad_id = tok.token_to_id("[PAD]")
+        tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+        self._tokenizer = tok
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        if threads is not None:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        out = self._session.get_outputs()[0]
+        self.dim: int = int(out.shape[-1]) if isinstance(out.shape[-1], int) else 384
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Encode one batch (already padded to its longest text)."""
+        encs = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encs], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+        feeds: dict[str, np.ndarray] = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
+        weights = mask[:, :, None].astype(np.float32)
+        summed = (hidden * weights).sum(axis=1)
+        pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        result: np.ndarray = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return result
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Return an ``(n, dim)`` float32 array of L2-normalised embeddings.
+
+        Texts are sorted by length (longest first, as sentence-transformers
+        does) so that each batch pads little; the input order is restored.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a list of strings, not a string")
+        n = len(texts)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        order = sorted(range(n), key=lambda i: -len(texts[i]))
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = self._embed_batch([texts[i] for i in idx])
+        return out

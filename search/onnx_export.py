@@ -1,0 +1,75 @@
+"""Export the sentence-transformers transformer body to ONNX (torch needed only here)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+ONNX_NAME = "model.onnx"
+TOKENIZER_NAME = "tokenizer.json"
+
+
+def export_onnx(model_dir: Path, out_dir: Path) -> Path:
+    """Export ``model_dir``'s transformer to ``out_dir/model.onnx`` and return its path.
+
+    Inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64, dynamic
+    batch and sequence axes); output ``last_hidden_state``. Pooling and
+    normalisation are left to the caller. Uses the legacy TorchScript exporter
+    (``dynamo=False``), reads only the local folder, and writes every file
+    atomically. ``tokenizer.json`` is copied beside the model.
+    """
+    import torch
+    from transformers import AutoModel
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
+    model.eval()
+    # Eager attention traces to plain ops that every runtime fuses; SDPA may not.
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    else:
+        model.config._attn_implementation = "eager"
+
+    class _Body(torch.nn.Module):  # type: ignore[misc,unused-ignore]
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, a: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.inner(input_ids=a, attention_mask=m, token_type_ids=t).last_hidden_state
+
+    ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
+    mask = (ids != 0).long()
+    args = (ids, mask, torch.zeros_like(ids))
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
+
+    target = out_dir / ONNX_NAME
+    fd, tmp_name = tempfile.mkstemp(prefix=".model-", suffix=".onnx", dir=out_dir)
+    os.close(fd)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                _Body(model),
+                args,
+                tmp_name,
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes=axes,
+                opset_version=17,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, target)
+        tok_tmp = out_dir / f".{TOKENIZER_NAME}.tmp"
+        shutil.copyfile(model_dir / TOKENIZER_NAME, tok_tmp)
+        os.replace(tok_tmp, out_dir / TOKENIZER_NAME)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return target

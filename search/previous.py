@@ -1,0 +1,125 @@
+"""What a rebuild can take from the live index: unchanged notes whole, and the vectors of unchanged chunks."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search import store
+from search.errors import IndexMissingError, IndexUnusableError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass
+class NoteData:
+    """One note's rows, ready to be numbered and written; vectors filled by reuse or by the encoder."""
+
+    rel: str
+    title: str
+    channel: str | None
+    channel_key: str | None
+    video_id: str | None
+    sha256: str
+    dropped: list[str]
+    #: (heading_json, text, line, n_segments, key, embed_text)
+    chunks: list[tuple[str, str, int, int, str, str]]
+    #: (text, times_json, link_time, line), in chunk order
+    segments: list[tuple[str, str, int | None, int]]
+    #: [(start, end)] of each segment's text inside its chunk's embed_text, per chunk
+    spans: list[list[tuple[int, int]]] = field(default_factory=list)
+    chunk_vectors: list[np.ndarray | None] = field(default_factory=list)
+    segment_vectors: list[np.ndarray | None] = field(default_factory=list)
+
+
+class Previous:
+    """The live generation, opened for reuse by a build that holds the lock."""
+
+    def __init__(self, generation: Path, manifest: dict[str, Any]) -> None:
+        self.generation = generation
+        self.manifest = manifest
+        self.db = store.open_meta(generation)
+        self.chunks = store.read_vectors(generation, store.CHUNKS)
+        self.segments = store.read_vectors(generation, store.SEGMENTS)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def note(self, rel: str) -> NoteData:
+        """An unchanged note's rows and vectors, as they are in the live index."""
+        n = self.db.execute("SELECT * FROM notes WHERE path = ?", (rel,)).fetchone()
+        chunks = self.db.execute(
+            "SELECT c.*, f.body FROM chunks c JOIN chunks_fts f ON f.rowid = c.id WHERE c.note_id = ? "
+            "ORDER BY c.id",
+            (n["id"],),
+        ).fetchall()
+        segs = self.db.execute(
+            "SELECT text, times, link_time, line FROM segments WHERE note_id = ? ORDER BY id", (n["id"],)
+        ).fetchall()
+        data = NoteData(
+            rel=rel,
+            title=n["title"],
+            channel=n["channel"],
+            channel_key=n["channel_key"],
+            video_id=n["video_id"],
+            sha256=n["sha256"],
+            dropped=json.loads(n["dropped"]),
+            chunks=[
+                (c["heading"], c["text"], c["line"], c["seg_end"] - c["seg_start"], c["key"], c["body"])
+                for c in chunks
+            ],
+            segments=[(s["text"], s["times"], s["link_time"], s["line"]) for s in segs],
+        )
+        self._fill(data, [(c["id"], c["seg_start"], c["seg_end"]) for c in chunks])
+        return data
+
+    def reuse_chunks(self, notes: list[NoteData]) -> None:
+        """Give chunks whose key (text and segments) is in the live index that index's vectors."""
+        for data in notes:
+            keys = [c[4] for c in data.chunks]
+            found = {
+                r["key"]: (r["id"], r["seg_start"], r["seg_end"])
+                for r in self.db.execute(
+                    "SELECT key, id, seg_start, seg_end FROM chunks WHERE key IN (SELECT value FROM json_each(?))",
+                    (json.dumps(keys),),
+                )
+            }
+            data.chunk_vectors = [None] * len(keys)
+            data.segment_vectors = [None] * len(keys)
+            for c, key in enumerate(keys):
+                if key in found:
+                    self._fill_one(data, c, *found[key])
+
+    def _fill(self, data: NoteData, spans: list[tuple[int, int, int]]) -> None:
+        data.chunk_vectors = [None] * len(spans)
+        data.segment_vectors = [None] * len(spans)
+        for c, (cid, a, b) in enumerate(spans):
+            self._fill_one(data, c, cid, a, b)
+
+    def _fill_one(self, data: NoteData, c: int, chunk_id: int, seg_start: int, seg_end: int) -> None:
+        data.chunk_vectors[c] = self.chunks.reconstruct(chunk_id)
+        data.segment_vectors[c] = self.segments.reconstruct_n(seg_start, seg_end - seg_start)
+
+
+def open_previous(index_dir: Path, wanted: dict[str, Any]) -> tuple[Previous | None, str | None]:
+    """The live index if a build may reuse it, else None and (when there is an index) why everything is rebuilt."""
+    try:
+        generation = store.current_generation(index_dir)
+        manifest = store.read_manifest(generation)
+    except IndexMissingError:
+        return None, None
+    except IndexUnusableError as exc:
+        return None, f"the existing index cannot be reused ({exc}); building everything"
+    if manifest.get("model") != wanted["model"]:
+        old = (manifest.get("model") or {}).get("package", "another model")
+        return None, f"the model changed ({old} -> {wanted['model']['package']}): rebuilding everything"
+    if manifest.get("chunking") != wanted["chunking"]:
+        return None, f"the chunk settings changed ({manifest.get('chunking')}): rebuilding everything"
+    try:
+        return Previous(generation, manifest), None
+    except (IndexUnusableError, sqlite3.DatabaseError) as exc:
+        return None, f"the existing index cannot be reused ({exc}); building everything"

@@ -149,8 +149,9 @@ def test_rebuilds_redo_only_what_changed(tmp_path: Path) -> None:
     proc = run_cli("build", str(notes), index=index, check=True)
     summary = proc.stderr.strip().splitlines()[-1]
     assert f"1 notes read, {total - 2} unchanged, 1 removed" in summary, summary
-    embedded = int(re.search(r"(\d+) chunks embedded", summary).group(1))
-    reused = int(re.search(r"(\d+) reused\)", summary).group(1))
+    counts = re.search(r"(\d+) chunks embedded, (\d+) reused\)", summary)
+    assert counts is not None, summary
+    embedded, reused = int(counts.group(1)), int(counts.group(2))
     assert 1 <= embedded <= 2 and reused > 100
 
     found = json.loads(run_cli("locate", sentence, "--json", index=index, check=True).stdout)

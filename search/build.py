@@ -63,6 +63,7 @@ def settings(chunk_tokens: int) -> dict[str, Any]:
         "chunk_tokens": chunk_tokens,
         "chunk_text": "title — heading path\\nsegments",
         "segment_vectors": embed.SEGMENT_VECTORS,
+        "document_precision": embed.DOCUMENT_PRECISION,
     }
 
 
@@ -220,6 +221,8 @@ def _read(path: Path, root: Path, chunk_tokens: int, skipped: list[NoteError]) -
 def _encode(encoder: embed.Encoder, todo: list[tuple[NoteData, int]], progress: Progress) -> None:
     """Embed the chunks that have no vectors yet (and their segments), in batches, with progress."""
     total = len(todo)
+    # Longest first across the whole build, so each batch pads little (the encoder sorts within a call too).
+    todo = sorted(todo, key=lambda nc: -len(nc[0].chunks[nc[1]][5]))
     for start in range(0, total, ENCODE_BATCH):
         batch = todo[start : start + ENCODE_BATCH]
         texts = [n.chunks[c][5] for n, c in batch]
@@ -249,7 +252,9 @@ def _write(
             seg_start = len(rows.segments)
             for _ in range(n_segs):
                 s_text, times, link_time, s_line = next(seg_iter)
-                rows.segments.append((len(rows.segments), note_id, chunk_id, s_text, times, link_time, s_line))
+                rows.segments.append(
+                    (len(rows.segments), note_id, chunk_id, s_text, times, link_time, s_line)
+                )
             rows.chunks.append((chunk_id, note_id, heading, text, line, seg_start, len(rows.segments), key))
             rows.chunk_texts.append(embed_text)
             cv, sv = n.chunk_vectors[c], n.segment_vectors[c]

@@ -76,12 +76,9 @@ def ask(
 ) -> None:
     """Answer a question with the closest passages, each linked to its moment in the video."""
     from search.present import ask_text
-    from search.retrieve import group_by_video, open_index
+    from search.retrieve import open_index
 
-    idx = open_index(index)
-    # More passages than asked for: several may come from one video and are grouped under it.
-    hits = idx.ask(question, k=min(50, k * 4), channel=channel, video=video)
-    results = group_by_video(hits, k)
+    results = open_index(index).answer(question, k=k, channel=channel, video=video)
     if as_json:
         _json(
             {

@@ -101,7 +101,19 @@ class SentenceTransformerEncoder:
 
 #: How segment vectors are made: "separate" encodes each segment's text on its own; "pooled" averages the
 #: chunk pass's token vectors over the segment's tokens (no second pass; each vector sees its context).
-SEGMENT_VECTORS = "separate"
+#: Measured by scripts/compare_doc_encoders.py on the evaluation set: pooled builds 1.7x faster and answers
+#: better (ask hit@5 0.835 vs 0.814, MRR@10 0.704 vs 0.698).
+SEGMENT_VECTORS = "pooled"
+#: Documents are encoded with the model's weights quantised to int8 (onnxruntime dynamic quantisation),
+#: questions in fp32. Same script, same run: int8 builds 1.75x faster than fp32 with no loss (ask hit@5 0.830
+#: vs 0.835, MRR@10 0.711 vs 0.704, locate hit@1 0.969 vs 0.959).
+DOCUMENT_PRECISION = "int8"
+INT8_FILE = "model.int8.onnx"
+#: Documents are encoded one at a time. Dynamic quantisation scales activations per batch, so in a batch a
+#: text's vector would move with its neighbours (cosine down to 0.988 measured); alone it depends on its text
+#: only, and it is faster too (no padding): int8 76.7 texts/s at batch 1 vs 47.0/s at batch 32 (fp32: 43.4 vs
+#: 27.4), measured on the sample notes' chunks.
+DOCUMENT_BATCH = 1
 #: Where an index keeps the model exported for torch-free encoding, one folder per model fingerprint.
 ENCODER_FOLDER = "encoder"
 ONNX_FILE = "model.onnx"
@@ -118,7 +130,7 @@ def fingerprint_id() -> str:
 def ensure_exported(index_dir: Path) -> Path:
     """The index's ONNX export of the model, made on first use (the one step that needs torch)."""
     folder = index_dir / ENCODER_FOLDER / fingerprint_id()
-    if (folder / RECORD_FILE).is_file():
+    if (folder / RECORD_FILE).is_file() and (folder / INT8_FILE).is_file():
         return folder
     offline()
     from search.onnx_export import export_onnx
@@ -127,30 +139,46 @@ def ensure_exported(index_dir: Path) -> Path:
     tmp = folder.parent / f".tmp-{os.getpid()}-{folder.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     onnx_path = export_onnx(model_path(), tmp)
-    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    record = {"path": f"{ENCODER_FOLDER}/{folder.name}", "onnx_sha256": digest, "model": fingerprint()}
+    quantize(onnx_path, tmp / INT8_FILE)
+    record = {
+        "path": f"{ENCODER_FOLDER}/{folder.name}",
+        "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+        "int8_sha256": hashlib.sha256((tmp / INT8_FILE).read_bytes()).hexdigest(),
+        "model": fingerprint(),
+    }
     (tmp / RECORD_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(tmp, folder)
     return folder
 
 
+def quantize(source: Path, target: Path) -> None:
+    """Write the model with int8 weights (dynamic quantisation of its matrix multiplications)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+
+
 def encoder_record(index_dir: Path) -> dict[str, Any]:
     """What the manifest says of the exported model (path relative to the index folder, hash)."""
-    record: dict[str, Any] = json.loads((ensure_exported(index_dir) / RECORD_FILE).read_text(encoding="utf-8"))
+    record: dict[str, Any] = json.loads(
+        (ensure_exported(index_dir) / RECORD_FILE).read_text(encoding="utf-8")
+    )
     return record
 
 
-def load_onnx_encoder(folder: Path) -> Encoder:
+def load_onnx_encoder(folder: Path, model_file: str = ONNX_FILE) -> Encoder:
     """The torch-free encoder over an exported model folder."""
     from search.fast_encoder import OnnxEncoder
 
-    return OnnxEncoder(folder / ONNX_FILE, folder / TOKENIZER_FILE)
+    return OnnxEncoder(folder / model_file, folder / TOKENIZER_FILE)
 
 
 def load_document_encoder(index_dir: Path) -> Encoder:
-    """The encoder a build uses: the ONNX export kept with the index."""
-    return load_onnx_encoder(ensure_exported(index_dir))
+    """The encoder a build uses: the export kept with the index, in DOCUMENT_PRECISION."""
+    return load_onnx_encoder(
+        ensure_exported(index_dir), INT8_FILE if DOCUMENT_PRECISION == "int8" else ONNX_FILE
+    )
 
 
 def load_encoder() -> Encoder:
@@ -166,7 +194,7 @@ def encode_chunks(
 
     pooled = getattr(encoder, "encode_spans", None)
     if SEGMENT_VECTORS == "pooled" and pooled is not None:
-        chunk_vecs, seg_vecs = pooled(texts, spans)
+        chunk_vecs, seg_vecs = pooled(texts, spans, batch_size=DOCUMENT_BATCH)
         return chunk_vecs, seg_vecs
     chunk_vecs = encoder.encode(texts)
     flat = [t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp]

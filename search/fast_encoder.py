@@ -8,6 +8,7 @@ mask, L2 normalisation) on an ONNX file written by ``search.onnx_export``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -56,19 +57,8 @@ class OnnxEncoder:
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         """Encode one batch (already padded to its longest text)."""
-        encs = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encs], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
-        feeds: dict[str, np.ndarray] = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._inputs:
-            feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
-        weights = mask[:, :, None].astype(np.float32)
-        summed = (hidden * weights).sum(axis=1)
-        pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        result: np.ndarray = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
-        return result
+        hidden, mask = self._hidden(self._tokenizer.encode_batch(texts))
+        return _normalise(_mean(hidden, mask))
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Return an ``(n, dim)`` float32 array of L2-normalised embeddings.
@@ -87,3 +77,56 @@ class OnnxEncoder:
             idx = order[start : start + batch_size]
             out[idx] = self._embed_batch([texts[i] for i in idx])
         return out
+
+    def encode_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], batch_size: int = 32
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors for texts, and for character spans inside each, from one pass of the model.
+
+        A span's vector is the mean of the token vectors inside it (the tokens saw the whole text, so each span
+        vector carries its context), L2-normalised. A span cut off by truncation is encoded on its own.
+        """
+        n = len(texts)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        span_out = [np.empty((len(s), self.dim), dtype=np.float32) for s in spans]
+        missing: list[tuple[int, int]] = []
+        order = sorted(range(n), key=lambda i: -len(texts[i]))
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            encs = self._tokenizer.encode_batch([texts[i] for i in idx])
+            hidden, mask = self._hidden(encs)
+            out[idx] = _normalise(_mean(hidden, mask))
+            for row, i in enumerate(idx):
+                offsets = np.asarray(encs[row].offsets, dtype=np.int64)
+                real = (mask[row] > 0) & (offsets[:, 1] > offsets[:, 0])
+                for s, (a, b) in enumerate(spans[i]):
+                    inside = real & (offsets[:, 0] >= a) & (offsets[:, 1] <= b)
+                    if inside.any():
+                        span_out[i][s] = _normalise(hidden[row][inside].mean(axis=0, keepdims=True))[0]
+                    else:
+                        missing.append((i, s))
+        if missing:
+            vecs = self.encode([texts[i][slice(*spans[i][s])] for i, s in missing])
+            for (i, s), vec in zip(missing, vecs, strict=True):
+                span_out[i][s] = vec
+        return out, span_out
+
+    def _hidden(self, encs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.array([e.ids for e in encs], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+        feeds: dict[str, np.ndarray] = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return np.asarray(self._session.run(None, feeds)[0], dtype=np.float32), mask
+
+
+def _mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    weights = mask[:, :, None].astype(np.float32)
+    summed: np.ndarray = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    return summed
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    result: np.ndarray = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return result

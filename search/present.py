@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from search.build import BuildReport
-from search.retrieve import Hit, Located, Result
+if TYPE_CHECKING:
+    from search.build import BuildReport
+    from search.retrieve import Hit, Located, Result
 
 #: How many skipped timestamps a build lists by name before it only counts them.
 LIST_DROPPED = 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,8 @@ class Result:
 
 #: Hits of one video closer than this many seconds are one moment (notes often cite one stretch of talk twice).
 MERGE_SECONDS = 30
+#: Further moments listed under a video's result, at most.
+MAX_MOMENTS = 3
 
 
 def group_by_video(hits: list[Hit], k: int) -> list[Result]:
@@ -99,8 +102,10 @@ def group_by_video(hits: list[Hit], k: int) -> list[Result]:
         if key is not None and key in by_video:
             res = by_video[key]
             shown = [res.hit, *res.moments]
-            if hit.seconds is None or any(
-                m.seconds is not None and abs(m.seconds - hit.seconds) <= MERGE_SECONDS for m in shown
+            if (
+                hit.seconds is None
+                or len(res.moments) >= MAX_MOMENTS
+                or any(m.seconds is not None and abs(m.seconds - hit.seconds) <= MERGE_SECONDS for m in shown)
             ):
                 continue
             res.moments.append(hit)
@@ -140,6 +145,11 @@ class Index:
                 f"({self.manifest.get('model')}), not {expected['name']} as this ytnotes "
                 f"uses; {store.REBUILD_HINT}"
             )
+        self._encoder = encoder
+        self._loading: Future[embed.Encoder] | None = None
+        if encoder is None:
+            # Loading the model (~0.3 s, in onnxruntime's C++ without the GIL) overlaps with opening the rest.
+            self._loading = ThreadPoolExecutor(max_workers=1).submit(self._load_encoder)
         self.db = store.open_meta(self.generation)
         self.chunks = store.read_vectors(self.generation, store.CHUNKS)
         self.segments = store.read_vectors(self.generation, store.SEGMENTS)
@@ -150,7 +160,6 @@ class Index:
             raise IndexUnusableError(
                 f"the vectors in {self.generation} do not match its manifest; {store.REBUILD_HINT}"
             )
-        self._encoder = encoder
 
     def close(self) -> None:
         self.db.close()
@@ -158,11 +167,15 @@ class Index:
     @property
     def encoder(self) -> embed.Encoder:
         if self._encoder is None:
-            folder = self.dir / str((self.manifest.get("encoder") or {}).get("path", "-"))
-            if not (folder / embed.ONNX_FILE).is_file():
-                raise IndexUnusableError(f"the exported model in {folder} is missing; {store.REBUILD_HINT}")
-            self._encoder = embed.load_onnx_encoder(folder)
+            assert self._loading is not None
+            self._encoder = self._loading.result()
         return self._encoder
+
+    def _load_encoder(self) -> embed.Encoder:
+        folder = self.dir / str((self.manifest.get("encoder") or {}).get("path", "-"))
+        if not (folder / embed.ONNX_FILE).is_file():
+            raise IndexUnusableError(f"the exported model in {folder} is missing; {store.REBUILD_HINT}")
+        return embed.load_onnx_encoder(folder)
 
     def info(self) -> dict[str, Any]:
         """What is indexed."""
@@ -181,6 +194,14 @@ class Index:
             "size_bytes": store.size_on_disk(self.generation),
             "format_version": m["format_version"],
         }
+
+    def answer(
+        self, question: str, k: int = 5, channel: str | None = None, video: str | None = None
+    ) -> list[Result]:
+        """`ask` as a person sees it: the k best videos, each with its best passage and its other moments."""
+        if not 1 <= k <= 50:
+            raise YtnotesError(f"-k must be between 1 and 50, not {k}")
+        return group_by_video(self.ask(question, k=50, channel=channel, video=video), k)
 
     def ask(
         self,
@@ -273,7 +294,10 @@ class Index:
             return Located(False, 0.0, None)
         seg_id = fused[0][0]
         row = self.db.execute("SELECT chunk_id FROM segments WHERE id = ?", (seg_id,)).fetchone()
-        similarity = float(self.segments.reconstruct(seg_id) @ query[0])
+        # Confidence: the claim against the sentence itself, encoded on its own like the claim (the stored segment
+        # vectors are pooled in context, so their cosine with a verbatim quote is lower and varies).
+        sentence = self.db.execute("SELECT text FROM segments WHERE id = ?", (seg_id,)).fetchone()["text"]
+        similarity = float(self.encoder.encode([sentence])[0] @ query[0])
         hit = self._hit(1, similarity, int(row["chunk_id"]), query[0], best_segment=seg_id)
         return Located(similarity >= LOCATE_THRESHOLD, similarity, hit)
 

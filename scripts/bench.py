@@ -1,0 +1,166 @@
+"""Speed benchmark: builds, rebuilds, and cold CLI processes, in one run, as medians and ratios.
+
+    .venv/bin/python scripts/bench.py [--notes ../shared/corpus/notes] [--runs 10] [--builds 1]
+
+Every figure is a real process: `ytnotes` started fresh each time (files in the OS cache), timed by wall clock,
+peak RSS from the kernel. The naive pipeline is sentence-transformers (torch fp32, batch 32) encoding the same
+chunk texts ytnotes embeds; its chunks/s count only the encoding, not loading torch or the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+YTNOTES = [sys.executable, "-m", "search"]
+QUESTION = "how does a transformer decide which words to pay attention to?"
+
+NAIVE = """
+import sys, time, sqlite3
+from search import embed
+embed.offline()
+from sentence_transformers import SentenceTransformer
+texts = [r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT body FROM chunks_fts ORDER BY rowid")]
+model = SentenceTransformer(str(embed.model_path()), device="cpu")
+model.max_seq_length = embed.MAX_SEQ_LENGTH
+started = time.perf_counter()
+model.encode(texts, batch_size=32, normalize_embeddings=True)
+print(len(texts), time.perf_counter() - started)
+"""
+
+
+def timed(cmd: list[str], runs: int) -> tuple[float, int]:
+    """Median wall seconds and peak RSS over runs (after one warm-up)."""
+    run_rss(cmd)
+    walls, peak = [], 0
+    for _ in range(runs):
+        wall, rss, _ = run_rss(cmd)
+        walls.append(wall)
+        peak = max(peak, rss)
+    return statistics.median(walls), peak
+
+
+def run_rss(cmd: list[str]) -> tuple[float, int, str]:
+    """Like run, with the child's own peak RSS (MB) from wait4."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{cmd} failed:\n{err}")
+    return wall, usage.ru_maxrss // 1024, out
+
+
+def size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--notes", type=Path, default=REPO.parent / "shared" / "corpus" / "notes")
+    ap.add_argument("--runs", type=int, default=10, help="processes per cold-start median")
+    ap.add_argument(
+        "--builds", type=int, default=1, help="full builds (and naive runs) to take the median of"
+    )
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="ytnotes-bench-"))
+    notes = work / "notes"
+    shutil.copytree(args.notes, notes)
+    index = work / "index"
+    rows: list[tuple[str, str]] = []
+
+    first, first_rss, _ = run_rss([*YTNOTES, "build", str(notes), "--index", str(index)])
+    rows.append(("first build (exports the model once)", f"{first:.1f} s, peak RSS {first_rss} MB"))
+    builds = [
+        run_rss([*YTNOTES, "build", str(notes), "--index", str(index), "--full"]) for _ in range(args.builds)
+    ]
+    build_wall = statistics.median(b[0] for b in builds)
+    build_rss = max(b[1] for b in builds)
+    gen = Path(index / (index / "CURRENT").read_text().strip())
+    n_chunks = sqlite3.connect(gen / "meta.sqlite").execute("SELECT count(*) FROM chunks").fetchone()[0]
+    naive = []
+    for _ in range(args.builds):
+        _, naive_rss, out = run_rss([sys.executable, "-c", NAIVE, str(gen / "meta.sqlite")])
+        count, seconds = out.split()
+        naive.append(int(count) / float(seconds))
+    ours = n_chunks / build_wall
+    rows.append(
+        (
+            "full build, ytnotes (whole process)",
+            f"{build_wall:.1f} s, {ours:.1f} chunks/s, peak RSS {build_rss} MB",
+        )
+    )
+    rows.append(
+        (
+            "naive: sentence-transformers fp32 encode",
+            f"{statistics.median(naive):.1f} chunks/s, peak RSS {naive_rss} MB",
+        )
+    )
+    rows.append(
+        (
+            "full build ratio ytnotes / naive",
+            f"{ours / statistics.median(naive):.2f}x  (target >= 2.5x, or 1.2x fp32)",
+        )
+    )
+
+    ask, ask_rss = timed([*YTNOTES, "ask", QUESTION, "--index", str(index)], args.runs)
+    rows.append(
+        (
+            f"cold `ytnotes ask`, median of {args.runs}",
+            f"{ask:.3f} s, peak RSS {ask_rss} MB  (target <= 0.5 s)",
+        )
+    )
+    helped, _ = timed([*YTNOTES, "--help"], args.runs)
+    rows.append((f"`ytnotes --help`, median of {args.runs}", f"{helped:.3f} s  (target <= 0.3 s)"))
+
+    nothing, _ = timed([*YTNOTES, "build", str(notes), "--index", str(index)], 5)
+    rows.append(("rebuild, nothing changed, median of 5", f"{nothing:.3f} s  (target <= 1 s)"))
+    edits = []
+    targets = sorted(notes.rglob("*.md"))[:: max(1, len(list(notes.rglob("*.md"))) // 5)][:5]
+    for n, note in enumerate(targets):
+        with note.open("a", encoding="utf-8") as f:
+            f.write(
+                f'\nA benchmark edit number {n} <a class="yt-timestamp" data-t="00:00:0{n}">[00:00:0{n}]</a>.\n'
+            )
+        edits.append(run_rss([*YTNOTES, "build", str(notes), "--index", str(index)])[0])
+    rows.append(
+        (
+            f"rebuild after editing one note, median of {len(edits)}",
+            f"{statistics.median(edits):.3f} s  (target <= 2 s)",
+        )
+    )
+
+    gen = Path(index / (index / "CURRENT").read_text().strip())
+    rows.append(
+        (
+            "index size on disk",
+            f"{size(gen) / 1e6:.1f} MB (+ exported model {size(index / 'encoder') / 1e6:.1f} MB)",
+        )
+    )
+
+    width = max(len(r[0]) for r in rows)
+    print(
+        f"corpus: {args.notes} ({len(list(notes.rglob('*.md')))} notes, {n_chunks} chunks); "
+        f"{os.cpu_count()} cores; python {sys.version.split()[0]}"
+    )
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

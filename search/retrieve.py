@@ -137,6 +137,11 @@ class Index:
         self.dir = index_dir
         self.generation = store.current_generation(index_dir)
         self.manifest = store.read_manifest(self.generation)
+        self._encoder = encoder
+        self._loading: Future[embed.Encoder] | None = None
+        if encoder is None:
+            # Loading the model (~0.15 s, in onnxruntime's C++ without the GIL) overlaps with opening the rest.
+            self._loading = ThreadPoolExecutor(max_workers=1).submit(self._load_encoder)
         expected = embed.fingerprint()
         if self.manifest.get("model") != expected:
             built = (self.manifest.get("model") or {}).get("name", "an unknown model")
@@ -145,11 +150,6 @@ class Index:
                 f"({self.manifest.get('model')}), not {expected['name']} as this ytnotes "
                 f"uses; {store.REBUILD_HINT}"
             )
-        self._encoder = encoder
-        self._loading: Future[embed.Encoder] | None = None
-        if encoder is None:
-            # Loading the model (~0.3 s, in onnxruntime's C++ without the GIL) overlaps with opening the rest.
-            self._loading = ThreadPoolExecutor(max_workers=1).submit(self._load_encoder)
         self.db = store.open_meta(self.generation)
         self.chunks = store.read_vectors(self.generation, store.CHUNKS)
         self.segments = store.read_vectors(self.generation, store.SEGMENTS)

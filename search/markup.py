@@ -10,10 +10,10 @@ import html
 import re
 
 #: A timestamp anchor: an ``<a>`` element with a ``data-t`` attribute (whatever its class is spelled).
-_ANCHOR = re.compile(r"<a\b[^>]*\bdata-t\b[^>]*>.*?</a\s*>", re.IGNORECASE | re.DOTALL)
+ANCHOR = re.compile(r"<a\b(?P<attrs>[^>]*\bdata-t\b[^>]*)>(?P<label>.*?)</a\s*>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 # `|` may be escaped as `\|` inside tables.
-_WIKILINK = re.compile(r"!?\[\[([^\[\]|\\]*?)(?:\s*\\?\|\s*([^\[\]]*?))?\s*\]\]")
+WIKILINK = re.compile(r"!?\[\[([^\[\]|\\]*?)(?:\s*\\?\|\s*([^\[\]]*?))?\s*\]\]")
 _IMAGE_OR_LINK = re.compile(r"!?\[([^\[\]]*)\]\([^()\s]*(?:\s+\"[^\"]*\")?\)")
 _EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1|(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])")
 _CODE = re.compile(r"`+([^`]*)`+")
@@ -24,7 +24,7 @@ _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?)])")
 
 def remove_anchors(text: str) -> str:
     """Drop timestamp anchors entirely (their label is a time, not prose)."""
-    return _ANCHOR.sub(" ", text)
+    return ANCHOR.sub(" ", text)
 
 
 def wikilink_text(match: re.Match[str]) -> str:
@@ -36,7 +36,7 @@ def clean(text: str) -> str:
     """Plain prose from one piece of note markup, on one line."""
     text = _CALLOUT.sub(lambda m: m.group(1).strip().title() + ": ", text)
     text = remove_anchors(text)
-    text = _WIKILINK.sub(wikilink_text, text)
+    text = WIKILINK.sub(wikilink_text, text)
     text = _IMAGE_OR_LINK.sub(lambda m: m.group(1), text)
     text = _TAG.sub(" ", text)
     text = _CODE.sub(lambda m: m.group(1), text)

@@ -18,13 +18,12 @@ import re
 from dataclasses import dataclass, field
 
 from search import timestamps as ts
-from search.markup import clean, remove_anchors, wikilink_text
+from search.markup import ANCHOR, WIKILINK, clean, remove_anchors, wikilink_text
 from search.notes import Note
 
-_ANCHOR = re.compile(r"<a\b(?P<attrs>[^>]*\bdata-t\b[^>]*)>(?P<label>.*?)</a\s*>", re.IGNORECASE | re.DOTALL)
 _DATA_T = re.compile(r"""\bdata-t\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _PLAIN = re.compile(rf"(?<!\[)\[\s*(?P<values>{ts.VALUE}(?:\s*,\s*{ts.VALUE})*)\s*\](?!\])(?:\([^()\s]*\))?")
-_TOKEN = re.compile(f"{_ANCHOR.pattern}|{_PLAIN.pattern}", re.IGNORECASE | re.DOTALL)
+_TOKEN = re.compile(f"{ANCHOR.pattern}|{_PLAIN.pattern}", re.IGNORECASE | re.DOTALL)
 _RUN_GAP = re.compile(r"^[\s,;]*$")
 _LEADING_PUNCT = re.compile(r"^[.,;:!?)\]]+")
 _WORDISH = re.compile(r"\w")
@@ -37,7 +36,6 @@ _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _QUOTE = re.compile(r"^\s*>\s?")
 _RULE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")
 _FROM = re.compile(r"^\s*From:\s*\[\[", re.IGNORECASE)
-_WIKILINK = re.compile(r"\[\[([^\[\]|\\]*?)(?:\s*\\?\|\s*([^\[\]]*?))?\s*\]\]")
 
 
 @dataclass
@@ -197,7 +195,7 @@ def _blocks(note: Note) -> list[_Block]:
             continue
         if _TABLE_ROW.match(line):
             flush()
-            row = _WIKILINK.sub(wikilink_text, line).replace("\\|", "/")
+            row = WIKILINK.sub(wikilink_text, line).replace("\\|", "/")
             cells = [c.strip() for c in row.strip().strip("|").split("|")]
             blocks.append(_Block("text", lineno, " ; ".join(c for c in cells if c)))
             continue

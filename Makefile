@@ -7,7 +7,7 @@ DEMO_QUESTION ?= What did Steve Jobs learn from dropping out of college?
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,20 @@ demo: $(STAMP)
 	$(BIN)/ytnotes build
 	$(BIN)/ytnotes ask "$(DEMO_QUESTION)"
 
-test: $(STAMP)
+# tests/test_browser.py drives Debian's Chromium (never a browser download). Installed here when it is missing and
+# we are root (as CI is); otherwise the browser tests skip, saying why.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: $(CHROMIUM) is missing; run 'apt-get install chromium' as root, or the browser tests skip"; \
+	  fi; \
+	fi
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check search tests scripts
 	$(BIN)/mypy
 	$(BIN)/pytest -q

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from search import embed, rank  # noqa: E402
+from search import embed, rank, store  # noqa: E402
 from search.build import build_index  # noqa: E402
 from search.retrieve import Index, open_index  # noqa: E402
 
@@ -58,11 +58,14 @@ class Question:
 
 
 class CachedEncoder:
-    """Encodes each question once across all configurations."""
+    """The index's own question encoder (what `ytnotes ask` uses), remembering what it encoded: each question
+    once across all configurations, and each passage read word by word (`encode_spans`) once across questions.
+    Passages are encoded one at a time, as `Index` asks, so a remembered result is the one it would get anew."""
 
     def __init__(self, inner: embed.Encoder) -> None:
         self.inner = inner
         self.cache: dict[str, np.ndarray] = {}
+        self.span_cache: dict[tuple[str, tuple[tuple[int, int], ...]], tuple[np.ndarray, np.ndarray]] = {}
 
     def encode(self, texts: list[str], batch_size: int = embed.BATCH_SIZE) -> np.ndarray:
         missing = [t for t in texts if t not in self.cache]
@@ -70,6 +73,23 @@ class CachedEncoder:
             for text, vec in zip(missing, self.inner.encode(missing, batch_size), strict=True):
                 self.cache[text] = vec
         return np.stack([self.cache[t] for t in texts])
+
+    def encode_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], batch_size: int = 1
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        inner = getattr(self.inner, "encode_spans")  # noqa: B009 - not every Encoder has it
+        keys = [(t, tuple(s)) for t, s in zip(texts, spans, strict=True)]
+        for key in dict.fromkeys(k for k in keys if k not in self.span_cache):
+            vecs, words = inner([key[0]], [list(key[1])], batch_size=1)
+            self.span_cache[key] = (vecs[0], words[0])
+        return np.stack([self.span_cache[k][0] for k in keys]), [self.span_cache[k][1] for k in keys]
+
+
+def open_for_eval(index_dir: Path) -> Index:
+    """An index with its own question encoder, cached."""
+    manifest = store.read_manifest(store.current_generation(index_dir))
+    folder = index_dir / str((manifest.get("encoder") or {}).get("path", "-"))
+    return open_index(index_dir, encoder=CachedEncoder(embed.load_onnx_encoder(folder)))
 
 
 def load(path: Path) -> list[Question]:
@@ -131,15 +151,17 @@ def summarise(questions: list[Question], results: dict[str, list[float]], kinds:
     return rows
 
 
+#: --compare: the single methods (one candidate list, one score), then the hybrid's first pass alone, the default
+#: (both passes) and what its second pass is made of.
 CONFIGS: dict[str, rank.Weights] = {
     "dense-chunks": rank.DENSE,
     "dense-segments": rank.SEGMENTS,
     "lexical-bm25": rank.LEXICAL,
+    "hybrid-first-pass": rank.FIRST_PASS,
+    "hybrid-rerank5": replace(rank.HYBRID, rerank=5),
     "hybrid": rank.HYBRID,
-    "hybrid-ctx0.5": rank.Weights(context=0.5),
-    "hybrid-ctx1": rank.Weights(context=1.0),
-    "hybrid-ctx0.5-k5": rank.Weights(context=0.5, moment_rrf_k=5),
-    "hybrid-ctx0.5-nolex": rank.Weights(context=0.5, moment_lexical=0.0),
+    "hybrid-rerank20": replace(rank.HYBRID, rerank=20),
+    "hybrid-words-only": replace(rank.HYBRID, rerank_segment=0.0, rerank_previous=0.0, locate_lexical=0.0),
 }
 
 
@@ -161,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             f"built {report.notes} notes, {report.chunks} chunks in {time.monotonic() - started:.0f} s",
             file=sys.stderr,
         )
-    encoder = CachedEncoder(embed.load_encoder())
-    idx = open_index(index_dir, encoder=encoder)
+    idx = open_for_eval(index_dir)
     configs = CONFIGS if args.compare else {"hybrid": rank.HYBRID}
     rows = []
     for name, weights in configs.items():

@@ -75,12 +75,17 @@ def ask(
     video: Annotated[str | None, typer.Option("--video", help="Only notes about this video id.")] = None,
     index: IndexOption = Path("index"),
     as_json: JsonOption = False,
+    open_top: Annotated[
+        bool, typer.Option("--open", help="Also open the top moment in the web browser [env BROWSER].")
+    ] = False,
 ) -> None:
     """Answer a question with the closest passages, each linked to its moment in the video."""
     from search.present import ask_text
     from search.retrieve import open_index
 
     results = open_index(index).answer(question, k=k, channel=channel, video=video)
+    if open_top:
+        _open_in_browser(results)
     if as_json:
         _json(
             {
@@ -129,6 +134,39 @@ def info(index: IndexOption = Path("index"), as_json: JsonOption = False) -> Non
 
     data = open_index(index).info()
     typer.echo(json.dumps(data, indent=2) if as_json else info_text(data))
+
+
+@app.command()
+def serve(
+    index: IndexOption = Path("index"),
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="Address to listen on. Any but loopback lets other machines read your notes."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")
+    ] = 8765,
+) -> None:
+    """Serve a search page and a JSON API (the `--json` documents) with the index kept loaded."""
+    from search.server import serve as run_server
+
+    run_server(index, host=host, port=port)
+
+
+def _open_in_browser(results: list[Any]) -> None:
+    """Open the top moment with Python's webbrowser (which honours $BROWSER); say so on stderr."""
+    import webbrowser
+
+    url = results[0].hit.url if results else None
+    if url is None:
+        why = "the top result's note has no videoId" if results else "no passages found"
+        typer.echo(f"nothing to open: {why}", err=True)
+        return
+    typer.echo(f"opening {url}", err=True)
+    if not webbrowser.open(url):
+        typer.echo(f"warning: no web browser could be started; open {url} yourself", err=True)
 
 
 def _json(data: Any) -> None:

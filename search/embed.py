@@ -128,9 +128,10 @@ def fingerprint_id() -> str:
 
 
 def ensure_exported(index_dir: Path) -> Path:
-    """The index's ONNX export of the model, made on first use (the one step that needs torch)."""
+    """The index's ONNX export of the model, made on first use (the one step that needs torch), and made again
+    when a file of it is missing or damaged (so `ytnotes build --full` repairs it)."""
     folder = index_dir / ENCODER_FOLDER / fingerprint_id()
-    if (folder / RECORD_FILE).is_file() and (folder / INT8_FILE).is_file():
+    if _export_intact(folder):
         return folder
     offline()
     from search.onnx_export import export_onnx
@@ -150,6 +151,34 @@ def ensure_exported(index_dir: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(tmp, folder)
     return folder
+
+
+#: Export folders checked in this process (hashing the two models takes about 0.1 s).
+_INTACT: set[Path] = set()
+
+
+def _export_intact(folder: Path) -> bool:
+    """Whether an export is complete and undamaged: its record is for this model, its models hash as recorded,
+    and its tokenizer is the bundled model's."""
+    if folder in _INTACT:
+        return True
+    try:
+        record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+        intact = (
+            record["model"] == fingerprint()
+            and _sha256(folder / ONNX_FILE) == record["onnx_sha256"]
+            and _sha256(folder / INT8_FILE) == record["int8_sha256"]
+            and _sha256(folder / TOKENIZER_FILE) == _sha256(model_path() / TOKENIZER_FILE)
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        intact = False
+    if intact:
+        _INTACT.add(folder)
+    return intact
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def quantize(source: Path, target: Path) -> None:

@@ -9,13 +9,22 @@ from __future__ import annotations
 import html
 import re
 
-#: A timestamp anchor: an ``<a>`` element with a ``data-t`` attribute (whatever its class is spelled).
-ANCHOR = re.compile(r"<a\b(?P<attrs>[^>]*\bdata-t\b[^>]*)>(?P<label>.*?)</a\s*>", re.IGNORECASE | re.DOTALL)
+#: A timestamp anchor: an ``<a>`` element with a ``data-t`` attribute (whatever its class is spelled). Neither
+#: its attributes nor its label run past the next ``<a``: unclosed anchors in a long line would otherwise each
+#: be matched against the rest of the line (quadratic time; a 50 KB line took minutes).
+ANCHOR = re.compile(
+    r"<a\b(?=[^<>]*\bdata-t\b)(?P<attrs>[^<>]*+)>(?P<label>(?:(?!<a\b).)*?)</a\s*>", re.IGNORECASE | re.DOTALL
+)
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
-# `|` may be escaped as `\|` inside tables.
-WIKILINK = re.compile(r"!?\[\[([^\[\]|\\]*?)(?:\s*\\?\|\s*([^\[\]]*?))?\s*\]\]")
+# `|` may be escaped as `\|` inside tables. Greedy groups, stripped by wikilink_text (lazy ones with `\s*` after
+# them take quadratic time on a long run of spaces).
+WIKILINK = re.compile(r"!?\[\[([^\[\]|\\]*)(?:\\?\|([^\[\]]*))?\]\]")
 _IMAGE_OR_LINK = re.compile(r"!?\[([^\[\]]*)\]\([^()\s]*(?:\s+\"[^\"]*\")?\)")
-_EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1|(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])")
+# Emphasis does not run past the next marker of its kind: `*a *a *a …` would otherwise try every later `*` as
+# the closing one (quadratic time).
+_EMPHASIS = re.compile(
+    r"(\*\*|__)(?=\S)((?:(?!\1).)+?)(?<=\S)\1|(?<![\w*])\*(?=[^\s*])([^*\n]+?)(?<=[^\s*])\*(?![\w*])"
+)
 _CODE = re.compile(r"`+([^`]*)`+")
 _CALLOUT = re.compile(r"^\s*\[!([A-Za-z -]+)\][+-]?\s*")
 _SPACES = re.compile(r"\s+")
@@ -28,8 +37,8 @@ def remove_anchors(text: str) -> str:
 
 
 def wikilink_text(match: re.Match[str]) -> str:
-    target, shown = match.group(1), match.group(2)
-    return (shown or target).strip()
+    target, shown = match.group(1).strip(), (match.group(2) or "").strip()
+    return shown or target
 
 
 def clean(text: str) -> str:

@@ -39,9 +39,16 @@ class Note:
 def find_notes(root: Path, errors: list[NoteError] | None = None) -> Iterator[Path]:
     """Every ``*.md`` file below root in a stable order, skipping hidden folders and symlink loops.
 
-    A folder that cannot be listed is reported in ``errors`` (or raised when no list is given) and skipped.
+    A folder that cannot be listed, and a ``*.md`` that is not a regular file (a FIFO or a device would block or
+    never end when read; a broken symlink or a symlink loop cannot be read), is reported in ``errors`` (or
+    raised when no list is given) and skipped.
     """
     seen: set[tuple[int, int]] = set()
+
+    def report(error: NoteError) -> None:
+        if errors is None:
+            raise error
+        errors.append(error)
 
     def walk(folder: Path) -> Iterator[Path]:
         try:
@@ -54,10 +61,7 @@ def find_notes(root: Path, errors: list[NoteError] | None = None) -> Iterator[Pa
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            error = NoteError(folder, f"cannot list the folder ({exc.strerror}); check its permissions")
-            if errors is None:
-                raise error from exc
-            errors.append(error)
+            report(NoteError(folder, f"cannot list the folder ({exc.strerror}); check its permissions"))
             return
         for entry in entries:
             if entry.name.startswith("."):
@@ -65,14 +69,25 @@ def find_notes(root: Path, errors: list[NoteError] | None = None) -> Iterator[Pa
             path = Path(entry.path)
             try:
                 is_dir = entry.is_dir()
-            except OSError:
+                is_file = not is_dir and entry.is_file()
+            except OSError as exc:  # a symlink loop
+                if entry.name.endswith(".md"):
+                    report(NoteError(path, f"cannot read it ({exc.strerror}); fix or remove the link"))
                 continue
             if is_dir:
                 yield from walk(path)
-            elif entry.name.endswith(".md"):
+            elif entry.name.endswith(".md") and is_file:
                 yield path
+            elif entry.name.endswith(".md"):
+                report(NoteError(path, _not_a_file(entry)))
 
     yield from walk(root)
+
+
+def _not_a_file(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink() and not os.path.exists(entry.path):
+        return "it is a broken symlink; fix or remove it"
+    return "it is not a regular file (a FIFO, socket or device); remove it from the notes folder"
 
 
 def read_note(path: Path, root: Path) -> Note:

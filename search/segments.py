@@ -14,7 +14,9 @@ section's previous segment.
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from search import timestamps as ts
@@ -28,12 +30,13 @@ _RUN_GAP = re.compile(r"^[\s,;]*$")
 _LEADING_PUNCT = re.compile(r"^[.,;:!?)\]]+")
 _WORDISH = re.compile(r"\w")
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")  # closing #s are stripped in _blocks
 _FENCE = re.compile(r"^\s*(```+|~~~+)")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _TABLE_ROW = re.compile(r"^\s*\|")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
-_QUOTE = re.compile(r"^\s*>\s?")
+# Possessive `\s*+`: two `\s*` around an optional `|` would share a long indentation in quadratically many ways.
+_TABLE_RULE = re.compile(r"^\s*+\|?\s*+:?-{2,}:?\s*+(?:\|\s*+:?-{2,}:?\s*+)*+\|?\s*+$")
+_QUOTE = re.compile(r"^(?:\s*>\s?)+")  # every level of `> > >` at once
 _RULE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")
 _FROM = re.compile(r"^\s*From:\s*\[\[", re.IGNORECASE)
 
@@ -103,8 +106,9 @@ def parse_note(note: Note) -> ParsedNote:
         runs_by_block.append(runs)
         stamps.extend(s for _, _, run in runs for s in run)
         if block.kind == "code":
+            lines_before = _lines_before(block.text)
             for m in _TOKEN.finditer(block.text):
-                line = block.start + block.text.count("\n", 0, m.start())
+                line = block.start + lines_before(m.start())
                 parsed.skipped.append(Skip(line, m.group(0), "inside a code fence, not a boundary"))
 
     for stamp in stamps:
@@ -179,19 +183,18 @@ def _blocks(note: Note) -> list[_Block]:
             flush()
             fence, kind, start = m.group(1), "code", lineno + 1
             continue
-        quoted = False
-        if _QUOTE.match(line):
-            line = _QUOTE.sub("", line)
-            while _QUOTE.match(line):
-                line = _QUOTE.sub("", line)
-            quoted = True
+        quote = _QUOTE.match(line)
+        quoted = quote is not None
+        if quote is not None:
+            line = line[quote.end() :]
         if not line.strip() or _RULE.match(line) or _TABLE_RULE.match(line) or _FROM.match(line):
             flush()
             continue
         h = _HEADING.match(line)
         if h:
             flush()
-            blocks.append(_Block("heading", lineno, h.group(2), level=len(h.group(1))))
+            title = h.group(2).rstrip().rstrip("#").rstrip()  # `## Title ##`
+            blocks.append(_Block("heading", lineno, title, level=len(h.group(1))))
             continue
         if _TABLE_ROW.match(line):
             flush()
@@ -212,11 +215,19 @@ def _blocks(note: Note) -> list[_Block]:
     return blocks
 
 
+def _lines_before(text: str) -> Callable[[int], int]:
+    """The number of newlines in text before an offset, by binary search (counting them again for each
+    timestamp takes quadratic time in a long block)."""
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    return lambda offset: bisect.bisect_left(newlines, offset)
+
+
 def _runs(block: _Block) -> list[tuple[int, int, list[_Stamp]]]:
     """The boundaries of a block: (start, end, stamps) for each run of adjacent timestamps."""
     runs: list[tuple[int, int, list[_Stamp]]] = []
+    lines_before = _lines_before(block.text)
     for m in _TOKEN.finditer(block.text):
-        line = block.start + block.text.count("\n", 0, m.start())
+        line = block.start + lines_before(m.start())
         if m.group("attrs") is not None:
             d = _DATA_T.search(m.group("attrs"))
             label = re.sub(r"<[^>]*>", "", m.group("label")).strip().strip("[]").strip()
@@ -226,7 +237,8 @@ def _runs(block: _Block) -> list[tuple[int, int, list[_Stamp]]]:
             found = [_Stamp(v.strip(), line) for v in m.group("values").split(",")]
         if runs and _RUN_GAP.match(block.text[runs[-1][1] : m.start()]):
             s, _, prev = runs[-1]
-            runs[-1] = (s, m.end(), prev + found)
+            prev.extend(found)
+            runs[-1] = (s, m.end(), prev)
         else:
             runs.append((m.start(), m.end(), found))
     return runs
@@ -252,6 +264,7 @@ def _cut(
 
     first_in_block = len(out)
     pending: list[int] = []
+    lines_before = _lines_before(text)
     for start, end, times in pieces:
         raw = text[start:end]
         lead = _LEADING_PUNCT.match(raw.lstrip())
@@ -270,7 +283,7 @@ def _cut(
             continue
         word = _WORDISH.search(raw)
         offset = start + (word.start() if word else 0)
-        line = block.start + text.count("\n", 0, offset)
+        line = block.start + lines_before(offset)
         out.append(Segment(prose, pending + (times or []), heading, line, section))
         pending = []
     if pending:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search.embed import ENCODER_FOLDER
 from search.errors import BuildLockedError, IndexMissingError, IndexUnusableError
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _remove_leftovers(index_dir)
         yield
     finally:
         os.close(fd)
@@ -134,12 +136,13 @@ def write_generation(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    previous = _live_name(index_dir)
     pointer = index_dir / f".tmp-{CURRENT}-{secrets.token_hex(4)}"
     pointer.write_text(gen.name + "\n", encoding="utf-8")
     _fsync(pointer)
     os.replace(pointer, index_dir / CURRENT)
     _fsync(index_dir)
-    _remove_old_generations(index_dir, keep=gen.name)
+    _remove_old_generations(index_dir, keep={gen.name, previous})
     return gen
 
 
@@ -218,17 +221,27 @@ def _fsync(path: Path) -> None:
 
 
 def _remove_leftovers(index_dir: Path) -> None:
-    """Remove what an interrupted build left behind (only the lock holder writes ``.tmp-*``)."""
-    for path in index_dir.glob(".tmp-*"):
+    """Remove what an interrupted build left behind (only the lock holder writes ``.tmp-*``), also a model export
+    it was writing (about 110 MB)."""
+    for path in [*index_dir.glob(".tmp-*"), *(index_dir / ENCODER_FOLDER).glob(".tmp-*")]:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
 
 
-def _remove_old_generations(index_dir: Path, keep: str) -> None:
-    """Keep the live generation and the one before it (a reader may still be using that one)."""
-    gens = sorted((p for p in index_dir.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    old = [p for p in gens if p.name != keep]
-    for path in old[:-1]:
-        shutil.rmtree(path, ignore_errors=True)
+def _live_name(index_dir: Path) -> str | None:
+    """The generation CURRENT names, if it names one."""
+    try:
+        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return name if name.startswith("gen-") and "/" not in name else None
+
+
+def _remove_old_generations(index_dir: Path, keep: set[str | None]) -> None:
+    """Remove every generation but ``keep``: the live one and the one live before it (a reader may still be
+    using that one). A generation a killed build renamed but never made live goes too."""
+    for path in index_dir.glob("gen-*"):
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)

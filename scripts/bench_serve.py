@@ -1,0 +1,191 @@
+"""Load benchmark of `ytnotes serve`: concurrent clients on loopback against /api/ask, for a fixed time.
+
+    .venv/bin/python scripts/bench_serve.py [--notes ../shared/corpus/notes] [--index DIR]
+                                            [--clients 8] [--seconds 30] [--endpoint ask|locate]
+
+The index of the notes is built into --index (a temporary folder by default; an existing index of the same notes is
+brought up to date, which costs nothing when they have not changed). Then the real `ytnotes serve` starts on a free
+loopback port, and once it answers, each client (a thread with its own keep-alive HTTP connection) asks the
+evaluation questions (scripts/eval/questions.jsonl, 468 of them, each client starting at its own place) one after
+another, without pause, until the time is up. Printed: requests/s, latency percentiles over every request, and
+errors (any answer but 200, or a failed connection). The clients share the machine's cores with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+REPO = Path(__file__).resolve().parents[1]
+YTNOTES = [sys.executable, "-m", "search"]
+QUESTIONS = REPO / "scripts" / "eval" / "questions.jsonl"
+#: The targets of issue 5, for 8 clients.
+TARGET_P50_MS = 20
+TARGET_P99_MS = 100
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """The nearest-rank percentile of sorted values."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, round(p / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def start_server(index: Path) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [*YTNOTES, "serve", "--index", str(index), "--port", "0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if match := re.match(r"Serving (http://\S+?)/? ", line):
+            # Keep reading stderr so the server never blocks on a full pipe.
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc, match.group(1)
+        print(line, end="", file=sys.stderr)
+    raise SystemExit(f"ytnotes serve did not start (exit {proc.wait()})")
+
+
+def client(
+    host: str,
+    port: int,
+    path: str,
+    questions: list[str],
+    start: int,
+    deadline: float,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    n = start
+    while time.perf_counter() < deadline:
+        q = questions[n % len(questions)]
+        n += 1
+        url = f"{path}?{urlencode({'q': q})}"
+        began = time.perf_counter()
+        try:
+            conn.request("GET", url)
+            response = conn.getresponse()
+            body = response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            conn.close()
+            conn = http.client.HTTPConnection(host, port, timeout=60)
+            continue
+        latencies.append(time.perf_counter() - began)
+        if status != 200:
+            errors.append(f"{status}: {body[:200]!r}")
+    conn.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--notes", type=Path, default=REPO.parent / "shared" / "corpus" / "notes")
+    ap.add_argument("--index", type=Path, help="index folder (default: a temporary one, removed afterwards)")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--endpoint", choices=("ask", "locate"), default="ask")
+    args = ap.parse_args()
+    if not args.notes.is_dir():
+        raise SystemExit(f"no notes folder at {args.notes}; pass --notes")
+
+    work = None
+    if args.index is None:
+        work = Path(tempfile.mkdtemp(prefix="ytnotes-bench-serve-"))
+        args.index = work / "index"
+    try:
+        build = subprocess.run(
+            [*YTNOTES, "build", str(args.notes), "--index", str(args.index)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+        )
+        if build.returncode != 0:
+            raise SystemExit(f"build failed:\n{build.stderr}")
+        print(build.stderr.strip().splitlines()[-1])
+        questions = [
+            json.loads(line)["q"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line
+        ]
+
+        proc, url = start_server(args.index)
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname or "127.0.0.1", parts.port or 80
+            path = f"/api/{args.endpoint}"
+            # Warm-up, not counted: the first questions touch every page of the index once.
+            client(host, port, path, questions, 0, time.perf_counter() + 2, [], [])
+
+            latencies: list[list[float]] = [[] for _ in range(args.clients)]
+            errors: list[list[str]] = [[] for _ in range(args.clients)]
+            spacing = len(questions) // args.clients
+            load_before = os.getloadavg()[0]
+            began = time.perf_counter()
+            deadline = began + args.seconds
+            threads = [
+                threading.Thread(
+                    target=client,
+                    args=(host, port, path, questions, i * spacing, deadline, latencies[i], errors[i]),
+                )
+                for i in range(args.clients)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.perf_counter() - began
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    all_ms = sorted(1000 * x for per in latencies for x in per)
+    all_errors = [e for per in errors for e in per]
+    p50, p90, p99 = (percentile(all_ms, p) for p in (50, 90, 99))
+    print(
+        f"{args.clients} client{'s' if args.clients != 1 else ''}, {args.seconds:.0f} s, "
+        f"GET /api/{args.endpoint} on {args.notes} "
+        f"({len(questions)} questions, {os.cpu_count()} cores shared by server and clients)"
+    )
+    print(f"requests    {len(all_ms)} answered, {len(all_ms) / elapsed:.1f}/s")
+    print(
+        f"latency ms  p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  max {all_ms[-1] if all_ms else float('nan'):.1f}"
+    )
+    print(f"errors      {len(all_errors)}" + (f" (first: {all_errors[0]})" if all_errors else ""))
+    # Other work on the machine takes cores from the server: the 1-minute load average before the run says how much.
+    print(f"machine     load average {load_before:.2f} before the run (1 min)")
+    verdict = [
+        f"p50 {'≤' if p50 <= TARGET_P50_MS else '>'} {TARGET_P50_MS} ms",
+        f"p99 {'≤' if p99 <= TARGET_P99_MS else '>'} {TARGET_P99_MS} ms",
+        f"errors {'= 0' if not all_errors else '> 0'}",
+    ]
+    met = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS and not all_errors
+    for_8 = "" if args.clients == 8 else " (the targets are set for 8 clients)"
+    print(f"targets     {'met' if met else 'NOT met'}: {', '.join(verdict)}{for_8}")
+    return 0 if not all_errors else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

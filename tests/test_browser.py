@@ -1,0 +1,261 @@
+"""The search page end to end: the real `ytnotes serve` process, driven in Debian's headless Chromium by
+Playwright. The browser reaches nothing outside this machine: requests to the YouTube embed are answered with a
+stand-in page (and recorded), any other outside request is refused (and recorded, so a test fails on it)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import BrowserContext, Dialog, Page, Playwright, Route, sync_playwright
+from test_server import serving
+
+from conftest import EXPECTATIONS, run_cli
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: As root, Chromium needs --no-sandbox; the rest keep it from reaching for Google's services at start.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+EMBED = "https://www.youtube-nocookie.com/"
+PLAYER_STUB = (
+    "<!doctype html><title>player</title><body style='background:#111;color:#eee'>YouTube player</body>"
+)
+#: The question whose answer the sample expectations pin to one second of one video (test_cli checks rank one).
+ITEM = EXPECTATIONS["ask"][1]
+
+
+def hms(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    if not CHROMIUM.exists():
+        reason = f"Debian's chromium is not installed at {CHROMIUM} (`make test` installs it: apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; in CI it must be there")
+        pytest.skip(reason)
+    with sync_playwright() as p:
+        yield p
+
+
+class Browser:
+    """One Chromium with a fresh profile, whose pages may only reach loopback and the (stubbed) YouTube embed."""
+
+    def __init__(self, playwright: Playwright, profile: Path) -> None:
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        self.context: BrowserContext = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 860},
+        )
+        self.context.route("**/*", self._route)
+
+    def _route(self, route: Route) -> None:
+        url = route.request.url
+        if url.startswith("http://127.0.0.1:"):
+            route.continue_()
+            return
+        self.outside.append(url)
+        if url.startswith(EMBED):
+            route.fulfill(status=200, content_type="text/html", body=PLAYER_STUB)
+        else:
+            route.abort()
+
+    def page(self) -> Page:
+        page = self.context.new_page()
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.on("dialog", self._dialog)
+        return page
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.errors.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    b = Browser(playwright, tmp_path_factory.mktemp("chromium-profile"))
+    yield b
+    b.context.close()
+
+
+@pytest.fixture(scope="module")
+def server(sample_index: Path) -> Iterator[str]:
+    with serving(sample_index) as (url, _):
+        yield url
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    browser.outside.clear()
+    browser.errors.clear()
+    page = browser.page()
+    yield page
+    page.close()
+    assert browser.errors == []
+    assert all(url.startswith(EMBED) for url in browser.outside), browser.outside
+
+
+def test_ask_click_a_moment_and_it_plays(page: Page, server: str, tmp_path: Path) -> None:
+    page.goto(server + "/")
+    page.get_by_text("17 notes").wait_for()  # the footer: what is indexed
+    page.locator("#intro").click()  # away from the box, which has the focus on load
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+    page.keyboard.type(ITEM["q"])
+    page.keyboard.press("Enter")
+
+    first = page.locator(".result-list .result").first
+    first.wait_for()
+    assert parse_qs(urlsplit(page.url).query) == {"q": [ITEM["q"]]}  # shareable: the query is in the URL
+    stamp = f"[{hms(ITEM['t'])}]"
+    play = first.locator(".play").first
+    assert play.inner_text() == stamp
+    expected = httpx.get(f"{server}/api/ask", params={"q": ITEM["q"]}, timeout=30).json()["results"][0]
+    assert first.locator(".title").inner_text() == expected["title"]
+    assert first.locator(".source").inner_text() == " · ".join(
+        [expected["channel"], " › ".join(expected["heading"])]
+    )
+    assert first.locator("mark").inner_text() == expected["sentence"]  # the matching sentence, highlighted
+    watch = f"https://www.youtube.com/watch?v={ITEM['video']}&t={ITEM['t']}s"
+    link = first.locator("a.open").first
+    assert (link.get_attribute("href"), link.get_attribute("target")) == (watch, "_blank")
+    assert page.locator("#answer .play").inner_text() == stamp  # the one-line answer on top
+
+    play.click()
+    frame = page.locator("#player iframe")
+    frame.wait_for()
+    src = frame.get_attribute("src") or ""
+    assert src.startswith(f"https://www.youtube-nocookie.com/embed/{ITEM['video']}?")
+    assert parse_qs(urlsplit(src).query)["start"] == [str(ITEM["t"])]
+    assert page.locator("#player-link").get_attribute("href") == watch
+    page.frame_locator("#player iframe").get_by_text("YouTube player").wait_for()
+    shot = tmp_path / "serve.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+
+    # Keyboard only: Escape closes the player; Enter on a moment plays it again.
+    play.focus()
+    page.keyboard.press("Escape")
+    assert page.locator("#player").is_hidden() and page.locator("#player iframe").count() == 0
+    page.keyboard.press("Enter")
+    frame.wait_for()
+    assert f"start={ITEM['t']}" in (frame.get_attribute("src") or "")
+
+
+def test_a_shared_link_opens_in_locate_mode_and_back_returns(page: Page, server: str) -> None:
+    claim = "the heaviness of being successful was replaced by the lightness of being a beginner"
+    page.goto(f"{server}/?mode=locate&q={claim.replace(' ', '+')}")
+    card = page.locator("#results .result")
+    card.wait_for()
+    assert page.locator("#mode-locate").is_checked()
+    assert page.locator("#q").input_value() == claim
+    assert card.locator(".answer-label").text_content() == "Said here"
+    assert "lightness of being a beginner" in card.locator("mark").inner_text()
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\]", card.locator(".play").first.inner_text())
+
+    page.locator("label[for=mode-ask]").click()  # the same words, asked as a question
+    page.locator(".result-list").wait_for()
+    assert "mode=locate" not in page.url and page.locator("#answer").is_visible()
+    page.go_back()
+    page.locator("#results .result .answer-label").wait_for()
+    assert page.locator("#results .result .answer-label").text_content() == "Said here"
+    assert page.locator("#mode-locate").is_checked() and "mode=locate" in page.url
+
+
+def test_invalid_input_shows_the_servers_message(page: Page, server: str) -> None:
+    page.goto(f"{server}/?q=sleep&k=0")
+    status = page.locator("#status.error")
+    status.wait_for()
+    assert status.inner_text() == "k must be a whole number from 1 to 50, not '0'"
+    assert page.locator(".result").count() == 0
+
+
+def test_phone_screen(page: Page, server: str, tmp_path: Path) -> None:
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(f"{server}/?q={ITEM['q'].replace(' ', '+')}")
+    page.locator(".result-list .result").first.wait_for()
+    page.locator(".result-list .play").first.click()
+    player = page.locator("#player")
+    player.locator("iframe").wait_for()
+    box = player.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360 and box["y"] < 740
+    # Nothing sticks out sideways: no horizontal scrolling on a narrow screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    for locator in (page.locator("#q"), page.locator("button[type=submit]"), page.locator(".result").first):
+        rect = locator.bounding_box()
+        assert rect is not None and rect["x"] >= 0 and rect["x"] + rect["width"] <= 360
+    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+
+
+XSS_NOTE = """---
+title: "Escaping talk <img src=x onerror=window.pwned=1>"
+videoId: Xss_Test-01
+---
+
+From: [[hax]]
+
+## Headings &lt;img src=x onerror=window.pwned=2&gt; too
+
+<a class="yt-timestamp" data-t="00:01:05">[00:01:05]</a> The speaker typed &lt;script&gt;window.pwned=3&lt;/script&gt;
+into the comment box of the marmalade forum, and it escaped nothing.
+
+<a class="yt-timestamp" data-t="00:02:10">[00:02:10]</a> Then &lt;img src=x onerror="window.pwned=4"&gt; went into
+the bio of the marmalade forum, and &lt;a href="javascript:window.pwned=5"&gt;a link&lt;/a&gt; into the footer.
+"""
+
+
+def test_note_text_is_shown_as_text_and_runs_nothing(browser: Browser, page: Page, tmp_path: Path) -> None:
+    notes = tmp_path / "notes" / "hax"
+    notes.mkdir(parents=True)
+    (notes / "xss.md").write_text(XSS_NOTE, encoding="utf-8")
+    run_cli("build", str(notes.parent), index=tmp_path / "index", check=True)
+    with serving(tmp_path / "index") as (url, _):
+        page.goto(f"{url}/?q=what+went+into+the+bio+of+the+marmalade+forum")
+        card = page.locator(".result-list .result").first
+        card.wait_for()
+        text = page.locator("main").inner_text()
+        for shown in (
+            "Escaping talk <img src=x onerror=window.pwned=1>",
+            "Headings <img src=x onerror=window.pwned=2> too",
+            '<img src=x onerror="window.pwned=4">',
+            '<a href="javascript:window.pwned=5">a link</a>',
+        ):
+            assert shown in text
+        page.locator("#answer .play").click()  # the title goes into the player's caption and frame title too
+        page.locator("#player iframe").wait_for()
+        assert "<img src=x" in page.locator("#player-caption").inner_text()
+        page.goto(f"{url}/?q=what+did+the+speaker+type+into+the+comment+box")
+        page.locator(".result-list .result").first.wait_for()
+        assert "<script>window.pwned=3</script>" in page.locator("main").inner_text()
+        # Nothing the notes say became an element, and nothing ran.
+        assert page.locator("main img, main script, main a[href^='javascript'], main [onerror]").count() == 0
+        assert page.evaluate("window.pwned") is None
+    assert browser.errors == []
+
+
+def test_a_stopped_server_is_reported(page: Page, sample_index: Path) -> None:
+    with serving(sample_index) as (url, _):
+        page.goto(url + "/")
+        page.get_by_text("17 notes").wait_for()
+    page.locator("#q").fill("sleep")
+    page.keyboard.press("Enter")
+    status = page.locator("#status.error")
+    status.wait_for()
+    assert "server is not answering" in status.inner_text()

@@ -1240,6 +1240,27 @@ def fuzz_notes(folder: Path, count: int, seed: int) -> list[Path]:
     return written
 
 
+#: Worst cases beside MARKUP: long runs of spaces and markers where a regular expression might backtrack.
+WORST = (
+    "[[" + " " * 1000, "x " + "`" * 1000, "<a " + " " * 1000, "*" + " " * 1000, "**" + " " * 1000,
+    "# " + " " * 1000 + "x\n", " " * 2000 + "- x\n", '<a data-t="00:01">', '<a data-t="1:00">[1:00]</a>',
+    "[00:01] ", "[00:01]", "[99:99:99] ", "a [00:01] ", "<a data-t ", "*a ", "**a ", "_a ", "[[a ", "[a](",
+    "# a" + " " * 50 + "b\n", "|  ", "- [ ] ", "[[a |", "<a data-t='1:00'>x ",
+)  # fmt: skip
+
+
+def worst_case_notes(folder: Path, chars: int) -> list[Path]:
+    """Each fragment of MARKUP and WORST repeated to ``chars`` characters, on one line and separated by spaces."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, fragment in enumerate(dict.fromkeys(MARKUP + WORST)):
+        for variant, unit in (("line", fragment), ("spaced", fragment + " ")):
+            path = folder / f"worst-{i:03d}-{variant}.md"
+            path.write_text((unit * (chars // len(unit) + 1))[:chars] + "\n", encoding="utf-8")
+            paths.append(path)
+    return paths
+
+
 def parse_each(root: Path, paths: list[Path], limit: float = NOTE_SECONDS) -> dict[Path, tuple[float, str]]:
     """Read, cut and pack each note in a worker process; a note taking longer than ``limit`` is a hang (the
     worker is killed and a new one goes on with the next note)."""
@@ -1275,13 +1296,14 @@ def parse_each(root: Path, paths: list[Path], limit: float = NOTE_SECONDS) -> di
     return results
 
 
-def drill_fuzz(ws: Workspace, notes: int = 150, seed: int = 0) -> Drill:
+def drill_fuzz(ws: Workspace, notes: int = 150, seed: int = 0, worst_chars: int = 900_000) -> Drill:
     """Notes made by hypothesis (random frontmatter, timestamps plausible, implausible and malformed, random bytes,
-    10 MB lines, deep nesting, long runs of markup): each one alone parses without crash within NOTE_SECONDS;
-    then one real build of them all indexes or skips (with a reason) every note."""
-    drill = Drill(f"fuzzed notes (hypothesis, seed {seed})")
+    10 MB lines, deep nesting, long runs of markup) and each markup fragment repeated to ``worst_chars``: each
+    note alone parses without crash within NOTE_SECONDS; then one real build of them all indexes or skips (with
+    a reason) every note."""
+    drill = Drill(f"fuzzed notes (hypothesis, seed {seed}) and worst-case markup")
     folder = ws.path("fuzz") / "notes"
-    paths = fuzz_notes(folder, notes, seed)
+    paths = fuzz_notes(folder, notes, seed) + (worst_case_notes(folder, worst_chars) if worst_chars else [])
     results = parse_each(folder, paths)
     slowest = max(results.items(), key=lambda kv: kv[1][0])
     drill.details.append(
@@ -1369,7 +1391,7 @@ DRILLS: dict[str, tuple[Callable[..., Drill], dict[str, Any], dict[str, Any]]] =
     "disk-full": (drill_disk_full, {}, {"fractions": (0.0, 0.5), "export": False}),
     "file-size": (drill_file_size_limit, {}, {"fractions": (0.02, 0.7)}),
     "bad-files": (drill_bad_files, {"replace_runs": 3}, {"replace_runs": 1}),
-    "fuzz": (drill_fuzz, {"notes": 150}, {"notes": 30}),
+    "fuzz": (drill_fuzz, {"notes": 150}, {"notes": 30, "worst_chars": 150_000}),
     "corpus": (drill_corpus, {}, {}),
 }
 

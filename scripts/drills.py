@@ -557,15 +557,17 @@ def drill_kill_export(ws: Workspace, runs: int = 2, seed: int = 0) -> Drill:
     for i in range(runs):
         index = ws.index("kill-export", model=False)
         bg = Background(["build", str(ws.notes("a"))], index, ws.path("kill-export").with_suffix(".log"))
-        time.sleep(rng.uniform(1.0, 10.0))
+        time.sleep(rng.uniform(0.5, 6.0))
         killed = bg.kill()
         run = bg.finish()
         left = leftovers(index)
         problems = []
-        if killed:
-            problems += error_problems(question(index, 0), "ask before any build finished", "ytnotes build")
-        elif run.code != 0:
+        if not killed and run.code != 0:
             problems.append(f"build exits {run.code}: {run.error_line()}")
+        if live_generation(index) is not None:  # the kill came after the new index went live
+            problems += check_index(ws, index, 0)[1]
+        else:
+            problems += error_problems(question(index, 0), "ask before any build finished", "ytnotes build")
         after = cli(["build", str(ws.notes("a"))], index)
         if after.code != 0:
             problems.append(f"the next build exits {after.code}: {after.error_line()}")
@@ -639,22 +641,7 @@ def drill_questions(
     stop = threading.Event()
     numbers = itertools.count()
     deadline = time.monotonic() + time_limit
-    builds: Counter[str] = Counter()
     answers: Counter[str] = Counter()
-
-    def builder() -> None:
-        live = "a"
-        for n in itertools.count():
-            if stop.is_set():
-                return
-            target = other(live)
-            run = cli(["build", str(ws.notes(target)), *(["--full"] if n % 3 == 2 else [])], index)
-            with lock:
-                if run.code == 0:
-                    builds["swaps"] += 1
-                    live = target
-                else:
-                    drill.failures.append(f"a build exits {run.code}: {run.error_line()}")
 
     def asker() -> None:
         while not stop.is_set():
@@ -673,41 +660,169 @@ def drill_questions(
             with lock:
                 drill.record(problems)
                 if drill.runs % 50 == 0:
-                    log(f"[questions] {drill.runs}/{questions}, {builds['swaps']} swaps, {drill.passed} ok")
+                    log(f"[questions] {drill.runs}/{questions}, {drill.passed} ok")
+
+    swaps = _swap_while(
+        ws, index, stop, drill, lock, [threading.Thread(target=asker) for _ in range(workers)]
+    )
+    _finish_questions(drill, questions, time_limit, swaps, answers)
+    return drill
+
+
+def _finish_questions(
+    drill: Drill, questions: int, time_limit: float, swaps: int, answers: Counter[str]
+) -> None:
+    if drill.runs < questions:
+        drill.failures.append(f"only {drill.runs} questions asked in {time_limit:.0f} s")
+    if swaps < 2:
+        drill.failures.append(f"the index was swapped only {swaps} times")
+    drill.details.append(
+        f"{swaps} swaps; answers from set " + ", ".join(f"{k}: {v}" for k, v in sorted(answers.items()))
+    )
+
+
+def _swap_while(
+    ws: Workspace,
+    index: Path,
+    stop: threading.Event,
+    drill: Drill,
+    lock: threading.Lock,
+    askers: list[threading.Thread],
+) -> int:
+    """Rebuild the index (alternating the note sets, every third build --full) until the askers are done; return
+    how many builds swapped it."""
+    swaps = 0
+
+    def builder() -> None:
+        nonlocal swaps
+        live = "a"
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            target = other(live)
+            run = cli(["build", str(ws.notes(target)), *(["--full"] if n % 3 == 2 else [])], index)
+            with lock:
+                if run.code == 0:
+                    swaps += 1
+                    live = target
+                else:
+                    drill.failures.append(f"a build exits {run.code}: {run.error_line()}")
 
     build_thread = threading.Thread(target=builder)
     build_thread.start()
-    askers = [threading.Thread(target=asker) for _ in range(workers)]
     for t in askers:
         t.start()
     for t in askers:
         t.join()
     stop.set()
     build_thread.join()
-    if drill.runs < questions:
-        drill.failures.append(f"only {drill.runs} questions asked in {time_limit:.0f} s")
-    if builds["swaps"] < 2:
-        drill.failures.append(f"the index was swapped only {builds['swaps']} times")
-    drill.details.append(
-        f"{builds['swaps']} swaps; answers from set "
-        + ", ".join(f"{k}: {v}" for k, v in sorted(answers.items()))
-    )
-    return drill
+    return swaps
 
 
-def server_available() -> str | None:
-    """None when `ytnotes serve` exists, else why the server drills cannot run."""
+def server_missing() -> str | None:
+    """None when `ytnotes serve` exists, else why the server drill cannot run."""
     if not (REPO / "search" / "server.py").is_file():
         return "search/server.py does not exist yet"
     run = cli(["serve", "--help"], None, timeout=60)
     if run.code != 0:
         return f"`ytnotes serve --help` exits {run.code}"
-    return "the server's HTTP interface is not known to these drills yet"
+    return None
 
 
-def drill_server(ws: Workspace) -> Drill:
-    drill = Drill("questions (server) while builds swap the index")
-    drill.not_done = server_available()
+class Server:
+    """`ytnotes serve --port 0` in the background, and GET requests to it."""
+
+    def __init__(self, index: Path, log_file: Path) -> None:
+        self.process = Background(["serve", "--port", "0"], index, log_file)
+        deadline = time.monotonic() + CLI_TIMEOUT
+        self.url = ""
+        while not self.url and self.process.running() and time.monotonic() < deadline:
+            found = re.search(
+                r"Serving (http://\S+/)", log_file.read_text(encoding="utf-8", errors="replace")
+            )
+            self.url = found.group(1) if found else ""
+            time.sleep(0.1)
+        if not self.url:
+            log_text = self.stop()
+            raise RuntimeError(f"ytnotes serve did not start: {log_text[-300:]}")
+
+    def get(self, path: str, **params: str) -> tuple[int, Any]:
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        url = self.url + path.lstrip("/") + ("?" + urllib.parse.urlencode(params) if params else "")
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")[:200]
+        except (OSError, ValueError) as exc:
+            return 0, f"{type(exc).__name__}: {exc}"
+
+    def stop(self) -> str:
+        """Stop it (SIGTERM, then SIGKILL after 10 s); return its log."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        return self.process.finish(timeout=time.monotonic() - self.process.started + 10).err
+
+
+def drill_server(
+    ws: Workspace, questions: int = 500, workers: int = 2, time_limit: float = QUESTIONS_SECONDS
+) -> Drill:
+    """Ask `ytnotes serve`'s JSON API from ``workers`` threads while another thread rebuilds the index, alternating
+    the note sets: every answer is a 200 equal to one set's `--json` answer exactly; once the builds stop, the
+    server answers from the index that is live on disk."""
+    drill = Drill(f"{questions} questions (server) while builds swap the index")
+    missing = server_missing()
+    if missing is not None:
+        drill.not_done = missing
+        return drill
+    ws.expected()
+    index = ws.built("server", "a")
+    server = Server(index, ws.path("server").with_suffix(".log"))
+    lock = threading.Lock()
+    stop = threading.Event()
+    numbers = itertools.count()
+    deadline = time.monotonic() + time_limit
+    answers: Counter[str] = Counter()
+
+    def asker() -> None:
+        while not stop.is_set():
+            i = next(numbers)
+            if i >= questions or time.monotonic() > deadline:
+                return
+            kind, text = QUESTIONS[i % len(QUESTIONS)]
+            status, data = server.get(f"/api/{kind}", q=text)
+            problems = []
+            if status != 200:
+                problems.append(f"/api/{kind} answers {status}: {data}")
+            else:
+                sets = ws.answered_by(i, data)
+                if not sets:
+                    problems.append(f"/api/{kind} answers with something neither note set gives")
+                answers["/".join(sorted(sets)) or "neither"] += 1
+            with lock:
+                drill.record(problems)
+                if drill.runs % 100 == 0:
+                    log(f"[server] {drill.runs}/{questions}, {drill.passed} ok")
+
+    try:
+        swaps = _swap_while(
+            ws, index, stop, drill, lock, [threading.Thread(target=asker) for _ in range(workers)]
+        )
+        status, data = server.get("/api/info")
+        live = ws.note_set(live_manifest(index)["notes_dir"])
+        if status != 200 or not isinstance(data, dict) or ws.note_set(data.get("notes_dir")) != live:
+            drill.failures.append(
+                f"after the builds the server does not answer from the live index ({status})"
+            )
+    finally:
+        server_log = server.stop()
+    if "Traceback" in server_log:
+        drill.failures.append("the server logs a traceback")
+    _finish_questions(drill, questions, time_limit, swaps, answers)
+    drill.details += [f"server log: {ln}" for ln in server_log.splitlines() if "cannot" in ln]
     return drill
 
 
@@ -794,6 +909,14 @@ def drill_damage(ws: Workspace, cases: list[tuple[str, str]] | None = None) -> D
 # --- drill: disk full ----------------------------------------------------------------------------------------
 
 
+def disk_problems(run: Run, what: str) -> list[str]:
+    """A build that ran out of room must exit 1 (the user can fix it) with one line saying to try again."""
+    problems = error_problems(run, what, "run `ytnotes build` again")
+    if run.code == 2:
+        problems.append(f"{what} calls running out of room an internal error")
+    return problems
+
+
 def _mount(folder: Path, size: int, remount: bool = False) -> None:
     opts = f"remount,size={size}" if remount else f"size={size}"
     args = (
@@ -855,7 +978,7 @@ def drill_disk_full(
             if run.code == 0:
                 drill.details.append(f"with {free} bytes free the new build fit")
             else:
-                problems += error_problems(run, "the build", "space")
+                problems += disk_problems(run, "the build")
                 if fingerprint(index) != before:
                     problems.append("the failed build changed the old index")
                 if leftovers(index):
@@ -881,7 +1004,7 @@ def drill_disk_full(
             if run.code == 0:
                 problems.append("the first build fit on a 40 MB disk")
             else:
-                problems += error_problems(run, "the first build", "space")
+                problems += disk_problems(run, "the first build")
             _mount(mnt, 1 << 30, remount=True)
             again = cli(["build", str(ws.notes("a"))], index)
             if again.code != 0:
@@ -898,21 +1021,22 @@ def drill_disk_full(
     return drill
 
 
-def drill_file_size_limit(ws: Workspace, fractions: tuple[float, ...] = (0.02, 0.3, 0.7, 0.95)) -> Drill:
+def drill_file_size_limit(ws: Workspace, files: int = 4) -> Drill:
     """A build whose writes fail part way (RLIMIT_FSIZE: a write past the limit fails with EFBIG, as on a full
-    disk): it fails with one clear line, the old index is intact and answers, the next build succeeds."""
+    disk), with limits between the sizes of the files a build writes, so each of them is the first to fail in
+    one run: the build fails with one clear line, the old index is intact and answers, the next build succeeds."""
     drill = Drill("file size limit (EFBIG) during a build")
-    largest = max(p.stat().st_size for p in (ws.built("limit-measure", "b")).glob("gen-*/*"))
-    for fraction in fractions:
+    sizes = sorted({p.stat().st_size for p in ws.built("limit-measure", "b").glob("gen-*/*")})
+    limits = [max(1, sizes[0] // 2)] + [(a + b) // 2 for a, b in itertools.pairwise(sizes)]
+    for limit in limits[:files]:
         index = ws.built("limit", "a")
         before = fingerprint(index)
-        limit = max(1, int(fraction * largest))
         run = cli(["build", str(ws.notes("b"))], index, file_size_limit=limit)
         problems = []
         if run.code == 0:
             drill.details.append(f"with a {limit}-byte limit the build fit")
         else:
-            problems += error_problems(run, "the build", "space")
+            problems += disk_problems(run, "the build")
             if fingerprint(index) != before:
                 problems.append("the failed build changed the old index")
             if leftovers(index):
@@ -1296,15 +1420,21 @@ def parse_each(root: Path, paths: list[Path], limit: float = NOTE_SECONDS) -> di
     return results
 
 
-def drill_fuzz(ws: Workspace, notes: int = 150, seed: int = 0, worst_chars: int = 900_000) -> Drill:
+def drill_fuzz(
+    ws: Workspace,
+    notes: int = 150,
+    seed: int = 0,
+    worst_chars: int = 900_000,
+    note_seconds: float = NOTE_SECONDS,
+) -> Drill:
     """Notes made by hypothesis (random frontmatter, timestamps plausible, implausible and malformed, random bytes,
     10 MB lines, deep nesting, long runs of markup) and each markup fragment repeated to ``worst_chars``: each
-    note alone parses without crash within NOTE_SECONDS; then one real build of them all indexes or skips (with
-    a reason) every note."""
+    note alone parses without crash within ``note_seconds``; then one real build of them all indexes or skips
+    (with a reason) every note."""
     drill = Drill(f"fuzzed notes (hypothesis, seed {seed}) and worst-case markup")
     folder = ws.path("fuzz") / "notes"
     paths = fuzz_notes(folder, notes, seed) + (worst_case_notes(folder, worst_chars) if worst_chars else [])
-    results = parse_each(folder, paths)
+    results = parse_each(folder, paths, note_seconds)
     slowest = max(results.items(), key=lambda kv: kv[1][0])
     drill.details.append(
         f"slowest note: {slowest[0].name} ({slowest[0].stat().st_size} bytes) in {slowest[1][0]:.2f} s"
@@ -1313,7 +1443,7 @@ def drill_fuzz(ws: Workspace, notes: int = 150, seed: int = 0, worst_chars: int 
     for path in hung:  # the build would hang on it too; it is reported already
         shutil.move(path, folder.parent / path.name)
     index = ws.index("fuzz")
-    run = cli(["build", str(folder)], index, timeout=CLI_TIMEOUT + NOTE_SECONDS * len(paths))
+    run = cli(["build", str(folder)], index, timeout=CLI_TIMEOUT + note_seconds * len(paths))
     skips = _skip_lines(run)
     indexed = set(live_manifest(index)["notes"]) if run.code == 0 else set()
     if run.code not in (0, 1):
@@ -1322,7 +1452,7 @@ def drill_fuzz(ws: Workspace, notes: int = 150, seed: int = 0, worst_chars: int 
         status = results[path][1]
         problems = []
         if status == "hang":
-            problems.append(f"a note takes over {NOTE_SECONDS:.0f} s ({path.name})")
+            problems.append(f"a note takes over {note_seconds:.0f} s ({path.name})")
         elif status.startswith("crash"):
             problems.append(f"{status} ({path.name})")
         elif (
@@ -1386,10 +1516,10 @@ DRILLS: dict[str, tuple[Callable[..., Drill], dict[str, Any], dict[str, Any]]] =
     "kill-export": (drill_kill_export, {"runs": 2}, {"runs": 1}),
     "two-builds": (drill_two_builds, {"runs": 10}, {"runs": 3}),
     "questions": (drill_questions, {"questions": 500}, {"questions": 40}),
-    "server": (drill_server, {}, {}),
+    "server": (drill_server, {"questions": 500}, {"questions": 60}),
     "damage": (drill_damage, {}, {"cases": QUICK_DAMAGE}),
     "disk-full": (drill_disk_full, {}, {"fractions": (0.0, 0.5), "export": False}),
-    "file-size": (drill_file_size_limit, {}, {"fractions": (0.02, 0.7)}),
+    "file-size": (drill_file_size_limit, {}, {"files": 2}),
     "bad-files": (drill_bad_files, {"replace_runs": 3}, {"replace_runs": 1}),
     "fuzz": (drill_fuzz, {"notes": 150}, {"notes": 30, "worst_chars": 150_000}),
     "corpus": (drill_corpus, {}, {}),

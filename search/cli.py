@@ -54,13 +54,13 @@ def build(
 ) -> None:
     """Build (or rebuild) the index of a folder of notes."""
     from search.build import build_index
-    from search.present import build_summary
+    from search.present import build_summary, printable
 
     folder = notes_dir or SAMPLE_NOTES
     with _progress() as progress:
         report = build_index(folder, index, progress=progress, full=full)
     if verbose:
-        report_lines = [f"timestamp ignored: {d}" for d in report.dropped_timestamps]
+        report_lines = [printable(f"timestamp ignored: {d}") for d in report.dropped_timestamps]
         typer.echo("\n".join(report_lines), err=True) if report_lines else None
         report.dropped_timestamps = []
     for line in build_summary(report):

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from search.errors import IndexWriteError, write_failure
 
 if TYPE_CHECKING:
     import numpy as np
@@ -139,15 +143,32 @@ def ensure_exported(index_dir: Path) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".tmp-{os.getpid()}-{folder.name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    onnx_path = export_onnx(model_path(), tmp)
-    quantize(onnx_path, tmp / INT8_FILE)
-    record = {
-        "path": f"{ENCODER_FOLDER}/{folder.name}",
-        "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-        "int8_sha256": hashlib.sha256((tmp / INT8_FILE).read_bytes()).hexdigest(),
-        "model": fingerprint(),
-    }
-    (tmp / RECORD_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    try:
+        # The tracer's and the quantiser's warnings say nothing a user can act on; they would bury our own.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            onnx_path = export_onnx(model_path(), tmp)
+            logging.disable(logging.WARNING)
+            try:
+                quantize(onnx_path, tmp / INT8_FILE)
+            finally:
+                logging.disable(logging.NOTSET)
+        record = {
+            "path": f"{ENCODER_FOLDER}/{folder.name}",
+            "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+            "int8_sha256": hashlib.sha256((tmp / INT8_FILE).read_bytes()).hexdigest(),
+            "model": fingerprint(),
+        }
+        (tmp / RECORD_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        why = write_failure(exc)
+        if why is not None:
+            raise IndexWriteError(
+                f"cannot export the model into {folder.parent} (it needs about 120 MB): {why}; free some space "
+                "and run `ytnotes build` again"
+            ) from exc
+        raise
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(tmp, folder)
     return folder

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from pathlib import Path
 
 
@@ -30,3 +32,21 @@ class IndexUnusableError(YtnotesError):
 
 class BuildLockedError(YtnotesError):
     """Another build holds the index."""
+
+
+class IndexWriteError(YtnotesError):
+    """The index cannot be written: the disk is full, or a write to it failed."""
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """Why a write failed when it is the disk's doing (full, a size limit, an I/O error), however the library
+    reports it (OSError, SQLite's OperationalError, FAISS's RuntimeError); None for any other error."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    text = str(exc)
+    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or "disk is full" in text:
+        return "the disk is full"
+    if code == errno.EFBIG or "File too large" in text:
+        return "a file would pass the size limit"
+    if isinstance(exc, sqlite3.OperationalError) and "disk I/O error" in text:
+        return "a write failed (disk I/O error)"
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,14 @@ if TYPE_CHECKING:
 
 #: How many skipped timestamps a build lists by name before it only counts them.
 LIST_DROPPED = 5
+#: Control characters (C0 but tab and newline, DEL, C1). Note text printed as it is could drive the terminal: an
+#: escape sequence in a title can retitle the window, clear the screen or, in some terminals, set the clipboard.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text from notes made safe to print: each control character becomes U+FFFD."""
+    return _CONTROL.sub("\ufffd", text)
 
 
 def emphasis(tty: bool) -> Callable[[str], str]:
@@ -39,18 +48,19 @@ def ask_text(results: list[Result], tty: bool) -> str:
         return "No passages found."
     em = emphasis(tty)
     best = results[0].hit
-    lines = [f"Answer: {best.sentence} {moment(best)}", ""]
+    lines = [printable(f"Answer: {best.sentence} {moment(best)}"), ""]
     for res in results:
         hit = res.hit
-        snippet = " ".join(p for p in (hit.before, em(hit.sentence), hit.after) if p)
+        parts = (printable(hit.before), em(printable(hit.sentence)), printable(hit.after))
+        snippet = " ".join(p for p in parts if p)
         lines += [
-            f"{hit.rank}. {source(hit)}  ({hit.score:.2f})",
-            f"   {moment(hit)}",
+            printable(f"{hit.rank}. {source(hit)}  ({hit.score:.2f})"),
+            printable(f"   {moment(hit)}"),
             f"   {snippet}",
-            f"   {hit.note}:{hit.line}",
+            printable(f"   {hit.note}:{hit.line}"),
         ]
         for other in res.moments:
-            lines.append(f"   also {moment(other)}  {_short(other.sentence)}")
+            lines.append(printable(f"   also {moment(other)}  {_short(other.sentence)}"))
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -64,19 +74,21 @@ def locate_text(result: Located, threshold: float) -> str:
     if not result.found or hit is None:
         best = f" (best match {result.confidence:.2f}, below {threshold:.2f})" if hit else ""
         return f"Not found{best}: no sentence in the notes says this closely enough."
-    return "\n".join(
-        [
-            f"“{hit.sentence}”",
-            f"{moment(hit)}",
-            f"{source(hit)}",
-            f"{hit.note}:{hit.line}  confidence {result.confidence:.2f}",
-        ]
+    return printable(
+        "\n".join(
+            [
+                f"“{hit.sentence}”",
+                f"{moment(hit)}",
+                f"{source(hit)}",
+                f"{hit.note}:{hit.line}  confidence {result.confidence:.2f}",
+            ]
+        )
     )
 
 
 def info_text(info: dict[str, Any]) -> str:
     size = info["size_bytes"] / 1e6
-    return "\n".join(
+    text = "\n".join(
         [
             f"index      {info['index']} ({info['generation']})",
             f"notes      {info['notes']} from {info['notes_dir']}",
@@ -86,13 +98,14 @@ def info_text(info: dict[str, Any]) -> str:
             f"size       {size:.1f} MB on disk",
         ]
     )
+    return printable(text)
 
 
 def build_summary(report: BuildReport) -> list[str]:
     """Warnings (one line each) and the summary line, for stderr."""
-    lines = [f"warning: skipped {err}" for err in report.skipped]
+    lines = [printable(f"warning: skipped {err}") for err in report.skipped]
     for line in report.dropped_timestamps[:LIST_DROPPED]:
-        lines.append(f"warning: timestamp ignored: {line}")
+        lines.append(printable(f"warning: timestamp ignored: {line}"))
     if len(report.dropped_timestamps) > LIST_DROPPED:
         lines.append(
             f"warning: {len(report.dropped_timestamps) - LIST_DROPPED} more timestamps ignored "

@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.embed import ENCODER_FOLDER
-from search.errors import BuildLockedError, IndexMissingError, IndexUnusableError
+from search.errors import (
+    BuildLockedError,
+    IndexMissingError,
+    IndexUnusableError,
+    IndexWriteError,
+    write_failure,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -133,17 +139,34 @@ def write_generation(
         _fsync(tmp)
         gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
         os.rename(tmp, gen)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        _raise_if_disk(exc, index_dir)
         raise
     previous = _live_name(index_dir)
     pointer = index_dir / f".tmp-{CURRENT}-{secrets.token_hex(4)}"
-    pointer.write_text(gen.name + "\n", encoding="utf-8")
-    _fsync(pointer)
-    os.replace(pointer, index_dir / CURRENT)
+    try:
+        pointer.write_text(gen.name + "\n", encoding="utf-8")
+        _fsync(pointer)
+        os.replace(pointer, index_dir / CURRENT)
+    except BaseException as exc:
+        pointer.unlink(missing_ok=True)
+        shutil.rmtree(gen, ignore_errors=True)
+        _raise_if_disk(exc, index_dir)
+        raise
     _fsync(index_dir)
     _remove_old_generations(index_dir, keep={gen.name, previous})
     return gen
+
+
+def _raise_if_disk(exc: BaseException, index_dir: Path) -> None:
+    """Turn a write that failed for lack of room (or another fault of the disk) into a one-line user error."""
+    why = write_failure(exc)
+    if why is not None:
+        raise IndexWriteError(
+            f"cannot write the index in {index_dir}: {why}; free some space and run `ytnotes build` again "
+            "(the old index is unchanged)"
+        ) from exc
 
 
 def current_generation(index_dir: Path) -> Path:

@@ -828,7 +828,15 @@ def drill_server(
 
 # --- drill: damaged index files ------------------------------------------------------------------------------
 
-INDEX_FILES = ("CURRENT", "manifest.json", "meta.sqlite", "chunks.faiss", "segments.faiss")
+INDEX_FILES = (
+    "CURRENT",
+    "manifest.json",
+    "meta.sqlite",
+    "chunks.faiss",
+    "segments.faiss",
+    "words.npy",
+    "word_owners.npy",
+)
 MODEL_FILES = ("model.onnx", "model.int8.onnx", "tokenizer.json", "encoder.json")
 DAMAGE_CASES = [
     *((name, kind) for name in INDEX_FILES + MODEL_FILES for kind in ("truncated", "zeroed", "missing")),
@@ -845,6 +853,8 @@ QUICK_DAMAGE = [
     ("meta.sqlite", "truncated"),
     ("chunks.faiss", "zeroed"),
     ("segments.faiss", "missing"),
+    ("words.npy", "truncated"),
+    ("word_owners.npy", "zeroed"),
     ("tokenizer.json", "truncated"),
     ("model.onnx", "zeroed"),
 ]

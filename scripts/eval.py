@@ -58,9 +58,9 @@ class Question:
 
 
 class CachedEncoder:
-    """The index's own question encoder (what `ytnotes ask` uses), remembering what it encoded: each question
-    once across all configurations, and each passage read word by word (`encode_spans`) once across questions.
-    Passages are encoded one at a time, as `Index` asks, so a remembered result is the one it would get anew."""
+    """The index's own question encoder (what `ytnotes ask` uses), remembering what it encoded: each question (its
+    vector, and its words' vectors from `encode_spans`) once across all configurations. Texts are encoded one at a
+    time, as `Index` asks, so a remembered result is the one it would get anew."""
 
     def __init__(self, inner: embed.Encoder) -> None:
         self.inner = inner

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search import chunks as chunking
-from search import embed, store
+from search import embed, store, words
 from search.errors import NoteError, YtnotesError
 from search.notes import find_notes, read_note
 from search.previous import NoteData, Previous, open_previous
@@ -64,6 +64,7 @@ def settings(chunk_tokens: int) -> dict[str, Any]:
         "chunk_text": "title — heading path\\nsegments",
         "segment_vectors": embed.SEGMENT_VECTORS,
         "document_precision": embed.DOCUMENT_PRECISION,
+        "word_vectors": f"{words.KEPT} words, int8",
     }
 
 
@@ -213,8 +214,7 @@ def _read(path: Path, root: Path, chunk_tokens: int, skipped: list[NoteError]) -
         data.chunks.append((heading, chunk.text, chunk.line, len(chunk.segments), key, text))
         data.spans.append(spans)
         data.segments += [(s.text, json.dumps(s.times), s.link_time, s.line) for s in chunk.segments]
-    data.chunk_vectors = [None] * len(data.chunks)
-    data.segment_vectors = [None] * len(data.chunks)
+    data.clear_vectors()
     return data
 
 
@@ -227,10 +227,12 @@ def _encode(encoder: embed.Encoder, todo: list[tuple[NoteData, int]], progress: 
         batch = todo[start : start + ENCODE_BATCH]
         texts = [n.chunks[c][5] for n, c in batch]
         spans = [n.spans[c] for n, c in batch]
-        chunk_vecs, segment_vecs = embed.encode_chunks(encoder, texts, spans)
-        for (note, c), cv, sv in zip(batch, chunk_vecs, segment_vecs, strict=True):
-            note.chunk_vectors[c] = cv
-            note.segment_vectors[c] = sv
+        done = embed.encode_chunks(encoder, texts, spans)
+        for j, (note, c) in enumerate(batch):
+            note.chunk_vectors[c] = done.chunks[j]
+            note.segment_vectors[c] = done.segments[j]
+            note.word_vectors[c] = done.words[j]
+            note.word_owners[c] = done.owners[j]
         progress("embed", start + len(batch), total)
 
 
@@ -242,6 +244,9 @@ def _write(
     rows = store.Rows(notes=[], chunks=[], segments=[], chunk_texts=[])
     chunk_vectors: list[np.ndarray] = []
     segment_vectors: list[np.ndarray] = []
+    word_vectors: list[np.ndarray] = [np.zeros((0, embed.DIMENSION), dtype=np.int8)]
+    word_owners: list[np.ndarray] = [np.zeros(0, dtype=np.int16)]
+    n_words = 0
     for note_id, n in enumerate(notes):
         rows.notes.append(
             (note_id, n.rel, n.title, n.channel, n.channel_key, n.video_id, n.sha256, json.dumps(n.dropped))
@@ -255,19 +260,42 @@ def _write(
                 rows.segments.append(
                     (len(rows.segments), note_id, chunk_id, s_text, times, link_time, s_line)
                 )
-            rows.chunks.append((chunk_id, note_id, heading, text, line, seg_start, len(rows.segments), key))
+            wv, wo = n.word_vectors[c], n.word_owners[c]
+            assert wv is not None and wo is not None and len(wv) == len(wo)
+            rows.chunks.append(
+                (
+                    chunk_id,
+                    note_id,
+                    heading,
+                    text,
+                    line,
+                    seg_start,
+                    len(rows.segments),
+                    key,
+                    n_words,
+                    n_words + len(wv),
+                )
+            )
             rows.chunk_texts.append(embed_text)
             cv, sv = n.chunk_vectors[c], n.segment_vectors[c]
             assert cv is not None and sv is not None and len(sv) == n_segs
             chunk_vectors.append(cv)
             segment_vectors.append(sv)
+            word_vectors.append(wv)
+            word_owners.append(wo)
+            n_words += len(wv)
     manifest = {
         "format_version": store.FORMAT_VERSION,
         **wanted,
         "encoder": embed.encoder_record(index_dir),
         "notes_dir": str(notes_dir),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "counts": {"notes": len(notes), "chunks": len(rows.chunks), "segments": len(rows.segments)},
+        "counts": {
+            "notes": len(notes),
+            "chunks": len(rows.chunks),
+            "segments": len(rows.segments),
+            "words": n_words,
+        },
         "notes": {n.rel: n.sha256 for n in notes},
         "skipped": sorted(str(e.path) for e in skipped),
     }
@@ -277,4 +305,6 @@ def _write(
         rows,
         np.ascontiguousarray(np.vstack(chunk_vectors), dtype=np.float32),
         np.ascontiguousarray(np.vstack(segment_vectors), dtype=np.float32),
+        np.ascontiguousarray(np.vstack(word_vectors), dtype=np.int8),
+        np.ascontiguousarray(np.concatenate(word_owners), dtype=np.int16),
     )

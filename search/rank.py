@@ -7,10 +7,12 @@ itself and of its passage (each scaled so the best candidate scores 1). Score fu
 on the evaluation set: a rank throws away how much better the best candidate is.
 
 Second pass (the passages that lead). A sentence vector is too coarse to tell which sentence of a passage holds the
-answer. The leading passages are encoded again, word by word (the model's contextual word vectors; the title and
-heading line too), and each segment scores by MaxSim: for each informative word of the question, its best cosine
-with a word of the segment or of its heading, averaged (late interaction, as ColBERT does). Added to that: the
-segment's own cosine and its predecessor's (the sentence before often names what this one is about).
+answer. The leading passages are read word by word: the model's contextual vectors of their informative words
+(the title and heading line too), made by the build in the same pass as the passage's vector and stored as int8
+(`search.words`), so a question encodes only itself. Each segment scores by MaxSim: for each informative word of the
+question, its best cosine with a word of the segment or of its heading, averaged (late interaction, as ColBERT
+does). Added to that: the segment's own cosine and its predecessor's (the sentence before often names what this one
+is about).
 
 All weights were chosen on the dev split of scripts/eval/questions.jsonl (scripts/eval.py --compare).
 """

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search import chunks as chunking
-from search import embed, rank, store
+from search import embed, rank, store, words
 from search.errors import IndexUnusableError, YtnotesError
 from search.timestamps import format_hms, valid_video_id, video_url
 
@@ -156,6 +155,7 @@ class Index:
         self.db = store.open_meta(self.generation)
         self.chunks = store.read_vectors(self.generation, store.CHUNKS)
         self.segments = store.read_vectors(self.generation, store.SEGMENTS)
+        self.words, self.word_owners = store.read_words(self.generation, self.manifest["counts"]["words"])
         if (
             self.chunks.ntotal != self.manifest["counts"]["chunks"]
             or self.segments.ntotal != self.manifest["counts"]["segments"]
@@ -226,18 +226,29 @@ class Index:
         if not 1 <= k <= 50:
             raise YtnotesError(f"-k must be between 1 and 50, not {k}")
         allowed = self._filter(channel, video)
-        query = self.encoder.encode([question])
-        moments = self._rank_moments(question, query, allowed, weights)
+        query, asked = self._encode_question(question)
+        moments = self._rank_moments(question, query, asked, allowed, weights)
         # The score shown is the passage's cosine similarity with the question.
         return [
             self._hit(r, float(self.chunks.reconstruct(cid) @ query[0]), cid, query[0], best_segment=sid)
             for r, (sid, cid) in enumerate(moments[:k], 1)
         ]
 
+    def _encode_question(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The question's vector (a 1-row array) and its informative words' vectors, from one pass of the model
+        (None when the encoder gives no word vectors)."""
+        encode_spans = getattr(self.encoder, "encode_spans", None)
+        asked = rank.question_spans(text)
+        if encode_spans is None or not asked:
+            return self.encoder.encode([text]), None
+        query, (question_words,) = encode_spans([text], [asked], batch_size=1)
+        return query, question_words
+
     def _rank_moments(
         self,
         question: str,
         query: np.ndarray,
+        asked: np.ndarray | None,
         allowed: list[int] | None,
         weights: rank.Weights,
         locate: bool = False,
@@ -276,9 +287,9 @@ class Index:
         first = [int(i) for i in np.lexsort((sids, -sims, -score))]
         lead = list(dict.fromkeys(owner[i] for i in first))[: weights.rerank]
         second: list[int] = []
-        if lead and weights.words:
+        if lead and weights.words and asked is not None:
             pos = {int(s): i for i, s in enumerate(sids)}
-            close = self._read_closely(question, lead)
+            close = self._read_closely(asked, lead)
             if close:
                 ids = np.asarray(list(close), dtype=np.int64)
                 final = weights.words * np.asarray(list(close.values()))
@@ -302,51 +313,18 @@ class Index:
             out.append((int(sids[i]), owner[i]))
         return out
 
-    def _read_closely(self, question: str, chunk_ids: list[int]) -> dict[int, float]:
-        """Word-level MaxSim of the segments of some passages with the question: {segment id: score}. Empty when
-        the encoder cannot give word vectors."""
-        import numpy as np
-
-        encode_spans = getattr(self.encoder, "encode_spans", None)
-        asked = rank.question_spans(question)
-        if encode_spans is None or not asked:
-            return {}
-        _, (question_words,) = encode_spans([question], [asked], batch_size=1)
+    def _read_closely(self, asked: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
+        """Word-level MaxSim of the segments of some passages with the question's word vectors ``asked``:
+        {segment id: score}. The passages' word vectors were made by the build (see `search.words`)."""
         rows = self.db.execute(
-            "SELECT c.id, c.heading, c.seg_start, n.title FROM chunks c JOIN notes n ON n.id = c.note_id "
-            "WHERE c.id IN (SELECT value FROM json_each(?))",
+            "SELECT seg_start, seg_end, word_start, word_end FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps(chunk_ids),),
         ).fetchall()
-        by_id = {int(r["id"]): r for r in rows}
-        texts: list[str] = []
-        spans: list[list[tuple[int, int]]] = []
-        owners: list[np.ndarray] = []
-        segments: list[list[int]] = []
-        for cid in chunk_ids:
-            chunk = by_id[cid]
-            parts = self.db.execute(
-                "SELECT id, text FROM segments WHERE chunk_id = ? ORDER BY id", (cid,)
-            ).fetchall()
-            # The text the chunk's vector was made from: title and heading path, then its segments.
-            text = chunking.describe(chunk["title"], tuple(json.loads(chunk["heading"]))) + "\n"
-            sp = rank.word_spans(text)
-            own = [-1] * len(sp)
-            for n, part in enumerate(parts):
-                if n:
-                    text += " "
-                sp += [(len(text) + a, len(text) + b) for a, b in rank.word_spans(part["text"])]
-                own += [n] * (len(sp) - len(own))
-                text += part["text"]
-            texts.append(text)
-            spans.append(sp)
-            owners.append(np.asarray(own))
-            segments.append([int(p["id"]) for p in parts])
-        # One text at a time: a passage's word vectors then depend on its own text only.
-        _, words = encode_spans(texts, spans, batch_size=1)
         out: dict[int, float] = {}
-        for vectors, whose, seg_ids in zip(words, owners, segments, strict=True):
-            scores = rank.maxsim(question_words, vectors, whose, len(seg_ids))
-            out.update((sid, float(s)) for sid, s in zip(seg_ids, scores, strict=True))
+        for seg_start, seg_end, word_start, word_end in rows:
+            vectors = words.from_int8(self.words[word_start:word_end])
+            scores = rank.maxsim(asked, vectors, self.word_owners[word_start:word_end], seg_end - seg_start)
+            out.update((sid, float(s)) for sid, s in zip(range(seg_start, seg_end), scores, strict=True))
         return out
 
     def _previous_sims(self, segment_ids: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -371,8 +349,8 @@ class Index:
     def locate(self, claim: str, weights: rank.Weights = rank.HYBRID) -> Located:
         """The single sentence that best matches a claim or quote; its confidence is their cosine similarity."""
         claim = _check_text(claim, "claim")
-        query = self.encoder.encode([claim])
-        moments = self._rank_moments(claim, query, None, weights, locate=True)
+        query, asked = self._encode_question(claim)
+        moments = self._rank_moments(claim, query, asked, None, weights, locate=True)
         if not moments:
             return Located(False, 0.0, None)
         seg_id, chunk_id = moments[0]

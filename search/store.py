@@ -8,6 +8,8 @@ Layout of an index folder (default ``./index``)::
         meta.sqlite      notes, chunks and segments (row id = vector row)
         chunks.faiss     inner-product index of chunk vectors (unit length, so scores are cosines)
         segments.faiss   the same for segment vectors
+        words.npy        int8 word vectors of every passage, for the second pass (rows chunks.word_start..end)
+        word_owners.npy  int16: for each word row, its segment's place in the passage (-1: title and heading)
     .lock                held by the build writing this folder
 
 A build writes a new generation in a ``.tmp-*`` folder, renames it, then points CURRENT at it: a reader sees the
@@ -41,20 +43,23 @@ from search.errors import (
 if TYPE_CHECKING:
     import numpy as np
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
 META = "meta.sqlite"
 CHUNKS = "chunks.faiss"
 SEGMENTS = "segments.faiss"
+WORDS = "words.npy"
+WORD_OWNERS = "word_owners.npy"
 
 SCHEMA = """
 CREATE TABLE notes (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, title TEXT NOT NULL, channel TEXT,
                     channel_key TEXT, video_id TEXT, sha256 TEXT NOT NULL, dropped TEXT NOT NULL);
 CREATE TABLE chunks (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES notes(id), heading TEXT NOT NULL,
                      text TEXT NOT NULL, line INTEGER NOT NULL, seg_start INTEGER NOT NULL,
-                     seg_end INTEGER NOT NULL, key TEXT NOT NULL);
+                     seg_end INTEGER NOT NULL, key TEXT NOT NULL, word_start INTEGER NOT NULL,
+                     word_end INTEGER NOT NULL);
 CREATE TABLE segments (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES notes(id),
                        chunk_id INTEGER NOT NULL REFERENCES chunks(id), text TEXT NOT NULL,
                        times TEXT NOT NULL, link_time INTEGER, line INTEGER NOT NULL);
@@ -75,7 +80,9 @@ class Rows:
     """What a build stores besides vectors, in the order of the vector rows."""
 
     notes: list[tuple[Any, ...]]  # (id, path, title, channel, channel_key, video_id, sha256, dropped_json)
-    chunks: list[tuple[Any, ...]]  # (id, note_id, heading_json, text, line, seg_start, seg_end, key)
+    chunks: list[
+        tuple[Any, ...]
+    ]  # (id, note_id, heading_json, text, line, seg_start, seg_end, key, w_start, w_end)
     segments: list[tuple[Any, ...]]  # (id, note_id, chunk_id, text, times_json, link_time, line)
     chunk_texts: list[str]  # what was embedded for each chunk (title, heading path, prose)
 
@@ -107,9 +114,12 @@ def write_generation(
     rows: Rows,
     chunk_vectors: np.ndarray,
     segment_vectors: np.ndarray,
+    word_vectors: np.ndarray,
+    word_owners: np.ndarray,
 ) -> Path:
     """Write a complete index beside the live one and make it live atomically. Call with the build lock held."""
     import faiss
+    import numpy as np
 
     _remove_leftovers(index_dir)
     tmp = index_dir / f".tmp-{secrets.token_hex(6)}"
@@ -119,7 +129,7 @@ def write_generation(
         try:
             db.executescript(SCHEMA)
             db.executemany("INSERT INTO notes VALUES (?,?,?,?,?,?,?,?)", rows.notes)
-            db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)", rows.chunks)
+            db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)", rows.chunks)
             db.executemany("INSERT INTO segments VALUES (?,?,?,?,?,?,?)", rows.segments)
             db.executemany("INSERT INTO chunks_fts(rowid, body) VALUES (?,?)", enumerate(rows.chunk_texts))
             db.executemany(
@@ -133,6 +143,8 @@ def write_generation(
             flat = faiss.IndexFlatIP(manifest["model"]["dimension"])
             flat.add(vectors)
             faiss.write_index(flat, str(tmp / name))
+        np.save(tmp / WORDS, word_vectors, allow_pickle=False)
+        np.save(tmp / WORD_OWNERS, word_owners, allow_pickle=False)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
         for path in tmp.iterdir():
             _fsync(path)
@@ -229,6 +241,28 @@ def read_vectors(gen: Path, name: str) -> Any:
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise IndexUnusableError(f"{path} is damaged ({first[:120]}); {REBUILD_HINT}") from None
+
+
+def read_words(gen: Path, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """A generation's word vectors and their owners, memory-mapped (a question reads only the rows it needs)."""
+    import numpy as np
+
+    out = []
+    for name, dtype in ((WORDS, np.int8), (WORD_OWNERS, np.int16)):
+        path = gen / name
+        if not path.is_file():
+            raise IndexUnusableError(f"{path} is missing; {REBUILD_HINT}")
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexUnusableError(f"{path} is damaged ({str(exc)[:120]}); {REBUILD_HINT}") from None
+        if array.dtype != dtype or len(array) != rows:
+            raise IndexUnusableError(
+                f"{path} does not match its manifest ({array.dtype}, {len(array)} rows, not {rows}); "
+                f"{REBUILD_HINT}"
+            )
+        out.append(array)
+    return out[0], out[1]
 
 
 def size_on_disk(gen: Path) -> int:

@@ -837,7 +837,15 @@ INDEX_FILES = (
     "words.npy",
     "word_owners.npy",
 )
-MODEL_FILES = ("model.onnx", "model.int8.onnx", "tokenizer.json", "encoder.json")
+MODEL_FILES = (
+    "model.onnx",
+    "model.int8.onnx",
+    "tokenizer.json",
+    "encoder.json",
+    "question/model.onnx",
+    "question/model.onnx.data",
+    "question/runtime.json",
+)
 DAMAGE_CASES = [
     *((name, kind) for name in INDEX_FILES + MODEL_FILES for kind in ("truncated", "zeroed", "missing")),
     ("manifest.json", "format version 1"),
@@ -857,6 +865,8 @@ QUICK_DAMAGE = [
     ("word_owners.npy", "zeroed"),
     ("tokenizer.json", "truncated"),
     ("model.onnx", "zeroed"),
+    ("question/model.onnx.data", "zeroed"),
+    ("question/model.onnx", "truncated"),
 ]
 
 

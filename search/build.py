@@ -133,6 +133,7 @@ def _build(
 
     removed = len(set(old_notes) - {n.rel for n in notes})
     if previous is not None and changed == 0 and removed == 0 and not skipped_changed(previous, skipped):
+        _refresh_question_model(index_dir, previous)
         return BuildReport(
             notes=len(notes),
             chunks=previous.manifest["counts"]["chunks"],
@@ -172,6 +173,16 @@ def _build(
         reused_chunks=reused_chunks,
         removed_notes=removed,
     )
+
+
+def _refresh_question_model(index_dir: Path, previous: Previous) -> None:
+    """An up-to-date index still gets its fast-loading question model (re)written when onnxruntime changed or the
+    copy is damaged; an export that is itself damaged waits for `--full`."""
+    from search import question_model
+
+    export = index_dir / str((previous.manifest.get("encoder") or {}).get("path", "-"))
+    if (export / embed.ONNX_FILE).is_file():
+        question_model.prepare(export)
 
 
 def skipped_changed(previous: Previous, skipped: list[NoteError]) -> bool:

@@ -83,7 +83,7 @@ def ask(
     from search.present import ask_text
     from search.retrieve import open_index
 
-    results = open_index(index).answer(question, k=k, channel=channel, video=video)
+    results = open_index(index, one_shot=True).answer(question, k=k, channel=channel, video=video)
     if open_top:
         _open_in_browser(results)
     if as_json:
@@ -111,7 +111,7 @@ def locate(
     from search.present import locate_text
     from search.retrieve import LOCATE_THRESHOLD, open_index
 
-    result = open_index(index).locate(claim)
+    result = open_index(index, one_shot=True).locate(claim)
     if as_json:
         _json(
             {

@@ -147,8 +147,11 @@ def fingerprint_id() -> str:
 def ensure_exported(index_dir: Path) -> Path:
     """The index's ONNX export of the model, made on first use (the one step that needs torch), and made again
     when a file of it is missing or damaged (so `ytnotes build --full` repairs it)."""
+    from search import question_model
+
     folder = index_dir / ENCODER_FOLDER / fingerprint_id()
     if _export_intact(folder):
+        question_model.prepare(folder)
         return folder
     offline()
     from search.onnx_export import export_onnx
@@ -184,6 +187,7 @@ def ensure_exported(index_dir: Path) -> Path:
         raise
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(tmp, folder)
+    question_model.prepare(folder)
     return folder
 
 
@@ -228,6 +232,14 @@ def encoder_record(index_dir: Path) -> dict[str, Any]:
         (ensure_exported(index_dir) / RECORD_FILE).read_text(encoding="utf-8")
     )
     return record
+
+
+def load_question_encoder(folder: Path, one_shot: bool = False) -> Encoder:
+    """The encoder for questions over an exported model folder (fp32, laid out to load fast; see
+    `search.question_model`). ``one_shot``: for a process that encodes a question or two and exits."""
+    from search import question_model
+
+    return question_model.load(folder, folder / TOKENIZER_FILE, one_shot)
 
 
 def load_onnx_encoder(folder: Path, model_file: str = ONNX_FILE) -> Encoder:

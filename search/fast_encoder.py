@@ -26,13 +26,20 @@ class OnnxEncoder:
         tokenizer_path: Path,
         threads: int | None = None,
         max_seq_length: int = MAX_SEQ_LENGTH,
+        optimized: bool = False,
+        prepack: bool = True,
     ) -> None:
         """Load the tokenizer and create the inference session.
 
         ``threads`` sets onnxruntime's intra-op thread count (``None``: its
         default, one per core). Worker threads do not spin after a run, so
         work that follows (e.g. a FAISS search) is not slowed down.
+        ``optimized``: the file holds a graph onnxruntime has already optimised
+        (see ``search.question_model``), so the session does not optimise it
+        again. ``prepack=False`` skips re-laying out the weights at load: a
+        session ready in milliseconds, each run a little slower.
         """
+        self.path = onnx_path
         tok = Tokenizer.from_file(str(tokenizer_path))
         # The bundled tokenizer.json pads/truncates to a fixed 128; match
         # sentence-transformers instead: truncate at 256, pad to batch longest.
@@ -42,7 +49,13 @@ class OnnxEncoder:
         self._tokenizer = tok
 
         opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.graph_optimization_level = (
+            ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            if optimized
+            else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        )
+        if not prepack:
+            opts.add_session_config_entry("session.disable_prepacking", "1")
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         if threads is not None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from search import embed, rank, store, words
 from search.errors import IndexUnusableError, YtnotesError
@@ -93,31 +94,53 @@ MERGE_SECONDS = 30
 MAX_MOMENTS = 3
 
 
-def group_by_video(hits: list[Hit], k: int) -> list[Result]:
-    """Group ranked hits by video: the first hit of a video is its result; later hits within MERGE_SECONDS of a
-    moment already shown merge into it, the others are listed under it as further moments. Ranks are renumbered.
-    Hits without a video id stand alone."""
-    results: list[Result] = []
-    by_video: dict[str, Result] = {}
-    for hit in hits:
-        key = hit.video_id
+class Timed(Protocol):
+    @property
+    def video_id(self) -> str | None: ...
+    @property
+    def seconds(self) -> int | None: ...
+
+
+class Moment(NamedTuple):
+    """A ranked moment before it is read in full: a segment, its passage, its video and link time."""
+
+    segment: int
+    chunk: int
+    video_id: str | None
+    seconds: int | None
+
+
+def group_moments(moments: Sequence[Timed], k: int) -> list[tuple[int, list[int]]]:
+    """Group ranked moments by video: the first moment of a video leads its group; later ones within
+    MERGE_SECONDS of a moment already in the group merge into it, the others (up to MAX_MOMENTS) join it.
+    Moments without a video id stand alone. Gives (index of the lead, indices of the others) for k groups."""
+    groups: list[tuple[int, list[int]]] = []
+    by_video: dict[str, tuple[int, list[int]]] = {}
+    for i, moment in enumerate(moments):
+        key, seconds = moment.video_id, moment.seconds
         if key is not None and key in by_video:
-            res = by_video[key]
-            shown = [res.hit, *res.moments]
+            lead, others = by_video[key]
+            shown = [moments[j].seconds for j in (lead, *others)]
             if (
-                hit.seconds is None
-                or len(res.moments) >= MAX_MOMENTS
-                or any(m.seconds is not None and abs(m.seconds - hit.seconds) <= MERGE_SECONDS for m in shown)
+                seconds is None
+                or len(others) >= MAX_MOMENTS
+                or any(t is not None and abs(t - seconds) <= MERGE_SECONDS for t in shown)
             ):
                 continue
-            res.moments.append(hit)
+            others.append(i)
             continue
-        if len(results) == k:
+        if len(groups) == k:
             continue
-        res = Result(hit)
-        results.append(res)
+        group: tuple[int, list[int]] = (i, [])
+        groups.append(group)
         if key is not None:
-            by_video[key] = res
+            by_video[key] = group
+    return groups
+
+
+def group_by_video(hits: list[Hit], k: int) -> list[Result]:
+    """Ranked hits as k results, one per video (see `group_moments`), ranks renumbered."""
+    results = [Result(hits[lead], [hits[j] for j in others]) for lead, others in group_moments(hits, k)]
     for n, res in enumerate(results, 1):
         res.hit.rank = n
     return results
@@ -135,14 +158,22 @@ class Located:
 class Index:
     """An open index: metadata in SQLite, vectors in FAISS, the question encoder loaded on first use."""
 
-    def __init__(self, index_dir: Path, encoder: embed.Encoder | None = None) -> None:
+    def __init__(self, index_dir: Path, encoder: embed.Encoder | None = None, one_shot: bool = False) -> None:
+        """``one_shot``: this process asks a question or two and exits (load the encoder fastest, not for
+        throughput)."""
         self.dir = index_dir
+        self.one_shot = one_shot
         self.generation = store.current_generation(index_dir)
         self.manifest = store.read_manifest(self.generation)
         self._encoder = encoder
         self._loading: Future[embed.Encoder] | None = None
         if encoder is None:
-            # Loading the model (~0.15 s, in onnxruntime's C++ without the GIL) overlaps with opening the rest.
+            # numpy first, in this thread: its C extension cannot be imported by two threads at once (the loader
+            # needs it for onnxruntime, this thread for faiss; measured: 1 cold `ask` in 8 failed).
+            import numpy  # noqa: F401
+
+            # Importing onnxruntime and loading the model (in C++, mostly without the GIL) overlap with opening
+            # the rest.
             self._loading = ThreadPoolExecutor(max_workers=1).submit(self._load_encoder)
         expected = embed.fingerprint()
         if self.manifest.get("model") != expected:
@@ -176,10 +207,10 @@ class Index:
 
     def _load_encoder(self) -> embed.Encoder:
         folder = self.dir / str((self.manifest.get("encoder") or {}).get("path", "-"))
-        if not (folder / embed.ONNX_FILE).is_file():
+        if not folder.is_dir():
             raise IndexUnusableError(f"the exported model in {folder} is missing; {store.REBUILD_HINT}")
         try:
-            return embed.load_onnx_encoder(folder)
+            return embed.load_question_encoder(folder, one_shot=self.one_shot)
         except Exception as exc:  # onnxruntime and tokenizers raise their own types for a damaged file
             first = (str(exc).strip().splitlines() or ["unreadable"])[0][:160]
             raise IndexUnusableError(
@@ -210,7 +241,13 @@ class Index:
         """`ask` as a person sees it: the k best videos, each with its best passage and its other moments."""
         if not 1 <= k <= 50:
             raise YtnotesError(f"-k must be between 1 and 50, not {k}")
-        return group_by_video(self.ask(question, k=50, channel=channel, video=video), k)
+        query, moments = self._moments(question, channel, video, rank.HYBRID)
+        # Grouped before Hits are made: only the moments shown are read in full.
+        results = []
+        for n, (lead, others) in enumerate(group_moments(moments[:50], k), 1):
+            hit = self._moment_hit(n, moments[lead], query)
+            results.append(Result(hit, [self._moment_hit(n, moments[j], query) for j in others]))
+        return results
 
     def ask(
         self,
@@ -222,17 +259,24 @@ class Index:
     ) -> list[Hit]:
         """The k moments that best answer the question, best first: each a passage linked to the moment of its
         best-matching sentence. (Grouping by video is `group_by_video`'s job.)"""
-        question = _check_text(question, "question")
         if not 1 <= k <= 50:
             raise YtnotesError(f"-k must be between 1 and 50, not {k}")
+        query, moments = self._moments(question, channel, video, weights)
+        return [self._moment_hit(r, m, query) for r, m in enumerate(moments[:k], 1)]
+
+    def _moments(
+        self, question: str, channel: str | None, video: str | None, weights: rank.Weights
+    ) -> tuple[np.ndarray, list[Moment]]:
+        """The question's vector and the ranked moments that answer it."""
+        question = _check_text(question, "question")
         allowed = self._filter(channel, video)
         query, asked = self._encode_question(question)
-        moments = self._rank_moments(question, query, asked, allowed, weights)
-        # The score shown is the passage's cosine similarity with the question.
-        return [
-            self._hit(r, float(self.chunks.reconstruct(cid) @ query[0]), cid, query[0], best_segment=sid)
-            for r, (sid, cid) in enumerate(moments[:k], 1)
-        ]
+        return query[0], self._rank_moments(question, query, asked, allowed, weights)
+
+    def _moment_hit(self, n: int, moment: Moment, query: np.ndarray) -> Hit:
+        """Moment read in full as the n-th hit. Its score is the passage's cosine similarity with the question."""
+        score = float(self.chunks.reconstruct(moment.chunk) @ query)
+        return self._hit(n, score, moment.chunk, query, best_segment=moment.segment)
 
     def _encode_question(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
         """The question's vector (a 1-row array) and its informative words' vectors, from one pass of the model
@@ -252,8 +296,8 @@ class Index:
         allowed: list[int] | None,
         weights: rank.Weights,
         locate: bool = False,
-    ) -> list[tuple[int, int]]:
-        """(segment id, chunk id) of the best moments, best first (see `rank` for the two passes). A moment with
+    ) -> list[Moment]:
+        """The best moments, best first (see `rank` for the two passes). A moment with
         the same video and second as a better one is left out: it would be the same link."""
         import numpy as np
 
@@ -302,7 +346,7 @@ class Index:
                     )
                 second = [pos[int(ids[i])] for i in np.lexsort((ids, -final))]
         taken = set(second)
-        out: list[tuple[int, int]] = []
+        out: list[Moment] = []
         shown: set[tuple[str, int | None]] = set()
         for i in second + [i for i in first if i not in taken]:
             video = rows[i][4]
@@ -310,7 +354,7 @@ class Index:
                 if (video, rows[i][3]) in shown:
                     continue
                 shown.add((video, rows[i][3]))
-            out.append((int(sids[i]), owner[i]))
+            out.append(Moment(int(sids[i]), owner[i], video, rows[i][3]))
         return out
 
     def _read_closely(self, asked: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
@@ -353,7 +397,7 @@ class Index:
         moments = self._rank_moments(claim, query, asked, None, weights, locate=True)
         if not moments:
             return Located(False, 0.0, None)
-        seg_id, chunk_id = moments[0]
+        seg_id, chunk_id = moments[0].segment, moments[0].chunk
         # Confidence: the claim against the sentence itself, encoded on its own like the claim (the stored segment
         # vectors are pooled in context, so their cosine with a verbatim quote is lower and varies).
         sentence = self.db.execute("SELECT text FROM segments WHERE id = ?", (seg_id,)).fetchone()["text"]
@@ -476,10 +520,10 @@ class Index:
         )
 
 
-def open_index(index_dir: Path, encoder: embed.Encoder | None = None) -> Index:
+def open_index(index_dir: Path, encoder: embed.Encoder | None = None, one_shot: bool = False) -> Index:
     """Open the live index in a folder; IndexMissingError / IndexUnusableError say how to fix it."""
     try:
-        return Index(index_dir, encoder)
+        return Index(index_dir, encoder, one_shot)
     except sqlite3.DatabaseError as exc:
         raise IndexUnusableError(
             f"the index in {index_dir} is damaged ({exc}); {store.REBUILD_HINT}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EXPECTATIONS, SAMPLE_NOTES
-from search import embed, store
+from conftest import EXPECTATIONS, SAMPLE_NOTES, run_cli
+from search import embed, question_model, store
+from search.fast_encoder import OnnxEncoder
 from search.retrieve import open_index
 
 
@@ -28,14 +31,52 @@ def texts() -> list[str]:
     return out
 
 
-def test_onnx_matches_sentence_transformers(sample_index: Path, texts: list[str]) -> None:
+@pytest.mark.parametrize("which", ["exported", "question", "question one-shot"])
+def test_onnx_matches_sentence_transformers(sample_index: Path, texts: list[str], which: str) -> None:
+    """The exported model, and the question encoder `ask` and the server use (its fast-loading copy, with and
+    without pre-packed weights), each agree with sentence-transformers."""
     assert len(texts) >= 100
     reference = embed.load_encoder().encode(texts)
     gen = store.current_generation(sample_index)
-    manifest = store.read_manifest(gen)
-    fast = embed.load_onnx_encoder(sample_index / manifest["encoder"]["path"]).encode(texts)
-    cosines = np.sum(reference * fast, axis=1)
+    folder = sample_index / store.read_manifest(gen)["encoder"]["path"]
+    if which == "exported":
+        encoder = embed.load_onnx_encoder(folder)
+    else:
+        encoder = embed.load_question_encoder(folder, one_shot=which.endswith("one-shot"))
+        assert (
+            isinstance(encoder, OnnxEncoder) and encoder.path == folder / question_model.FOLDER / "model.onnx"
+        )
+    cosines = np.sum(reference * encoder.encode(texts), axis=1)
     assert cosines.min() >= 0.999, (cosines.min(), texts[int(cosines.argmin())])
+
+
+def test_a_stale_or_damaged_question_copy_falls_back_and_the_next_build_rewrites_it(
+    sample_index: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(sample_index, index)
+    folder = index / store.read_manifest(store.current_generation(index))["encoder"]["path"]
+    copy = folder / question_model.FOLDER
+    runtime = json.loads((copy / question_model.RUNTIME).read_text())
+    (copy / question_model.RUNTIME).write_text(json.dumps({**runtime, "onnxruntime": "0.0.1"}))
+    stale = embed.load_question_encoder(folder, one_shot=True)
+    assert isinstance(stale, OnnxEncoder) and stale.path == folder / "model.onnx"
+
+    run_cli("build", index=index, check=True)  # nothing changed in the notes: only the copy is rewritten
+    assert json.loads((copy / question_model.RUNTIME).read_text())["onnxruntime"] == runtime["onnxruntime"]
+    fresh = embed.load_question_encoder(folder, one_shot=True)
+    assert isinstance(fresh, OnnxEncoder) and fresh.path == copy / "model.onnx"
+
+    weights = copy / question_model.WEIGHTS
+    size = weights.stat().st_size
+    weights.unlink()  # zeroed in a new file: a running process may map the old one
+    weights.write_bytes(bytes(size))
+    proc = run_cli("ask", EXPECTATIONS["ask"][0]["q"], "--json", index=index, check=True)
+    assert "question model in" in proc.stderr and "damaged" in proc.stderr
+    assert json.loads(proc.stdout)["results"][0]["video_id"] == EXPECTATIONS["ask"][0]["video"]
+    run_cli("build", index=index, check=True)
+    proc = run_cli("ask", EXPECTATIONS["ask"][0]["q"], index=index, check=True)
+    assert "damaged" not in proc.stderr
 
 
 def test_onnx_and_torch_questions_find_the_same_top_ten(sample_index: Path) -> None:

@@ -242,18 +242,18 @@ def load_question_encoder(folder: Path, one_shot: bool = False) -> Encoder:
     return question_model.load(folder, folder / TOKENIZER_FILE, one_shot)
 
 
-def load_onnx_encoder(folder: Path, model_file: str = ONNX_FILE) -> Encoder:
+def load_onnx_encoder(folder: Path, model_file: str = ONNX_FILE, threads: int | None = None) -> Encoder:
     """The torch-free encoder over an exported model folder."""
     from search.fast_encoder import OnnxEncoder
 
-    return OnnxEncoder(folder / model_file, folder / TOKENIZER_FILE)
+    return OnnxEncoder(folder / model_file, folder / TOKENIZER_FILE, threads=threads)
 
 
-def load_document_encoder(index_dir: Path) -> Encoder:
-    """The encoder a build uses: the export kept with the index, in DOCUMENT_PRECISION."""
-    return load_onnx_encoder(
-        ensure_exported(index_dir), INT8_FILE if DOCUMENT_PRECISION == "int8" else ONNX_FILE
-    )
+def load_document_encoder(index_dir: Path, threads: int | None = None) -> Encoder:
+    """The encoder a build uses: the export kept with the index, in DOCUMENT_PRECISION (``threads``: onnxruntime
+    threads, default one per core)."""
+    folder = ensure_exported(index_dir)
+    return load_onnx_encoder(folder, INT8_FILE if DOCUMENT_PRECISION == "int8" else ONNX_FILE, threads)
 
 
 def load_encoder() -> Encoder:

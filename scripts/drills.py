@@ -642,11 +642,12 @@ def drill_questions(
     numbers = itertools.count()
     deadline = time.monotonic() + time_limit
     answers: Counter[str] = Counter()
+    swapped = [0]
 
     def asker() -> None:
         while not stop.is_set():
             i = next(numbers)
-            if i >= questions or time.monotonic() > deadline:
+            if (i >= questions and swapped[0] >= MIN_SWAPS) or time.monotonic() > deadline:
                 return
             run = question(index, i)
             problems = []
@@ -663,7 +664,7 @@ def drill_questions(
                     log(f"[questions] {drill.runs}/{questions}, {drill.passed} ok")
 
     swaps = _swap_while(
-        ws, index, stop, drill, lock, [threading.Thread(target=asker) for _ in range(workers)]
+        ws, index, stop, drill, lock, [threading.Thread(target=asker) for _ in range(workers)], swapped
     )
     _finish_questions(drill, questions, time_limit, swaps, answers)
     return drill
@@ -674,11 +675,16 @@ def _finish_questions(
 ) -> None:
     if drill.runs < questions:
         drill.failures.append(f"only {drill.runs} questions asked in {time_limit:.0f} s")
-    if swaps < 2:
+    if swaps < MIN_SWAPS:
         drill.failures.append(f"the index was swapped only {swaps} times")
     drill.details.append(
         f"{swaps} swaps; answers from set " + ", ".join(f"{k}: {v}" for k, v in sorted(answers.items()))
     )
+
+
+#: Questions go on past their count until builds have swapped the index this many times (within the time limit):
+#: answers now take milliseconds, and a drill that saw no swap would prove nothing.
+MIN_SWAPS = 2
 
 
 def _swap_while(
@@ -688,9 +694,10 @@ def _swap_while(
     drill: Drill,
     lock: threading.Lock,
     askers: list[threading.Thread],
+    swapped: list[int],
 ) -> int:
     """Rebuild the index (alternating the note sets, every third build --full) until the askers are done; return
-    how many builds swapped it."""
+    how many builds swapped it (also counted in ``swapped[0]`` as they happen)."""
     swaps = 0
 
     def builder() -> None:
@@ -704,6 +711,7 @@ def _swap_while(
             with lock:
                 if run.code == 0:
                     swaps += 1
+                    swapped[0] = swaps
                     live = target
                 else:
                     drill.failures.append(f"a build exits {run.code}: {run.error_line()}")
@@ -786,11 +794,12 @@ def drill_server(
     numbers = itertools.count()
     deadline = time.monotonic() + time_limit
     answers: Counter[str] = Counter()
+    swapped = [0]
 
     def asker() -> None:
         while not stop.is_set():
             i = next(numbers)
-            if i >= questions or time.monotonic() > deadline:
+            if (i >= questions and swapped[0] >= MIN_SWAPS) or time.monotonic() > deadline:
                 return
             kind, text = QUESTIONS[i % len(QUESTIONS)]
             status, data = server.get(f"/api/{kind}", q=text)
@@ -809,7 +818,7 @@ def drill_server(
 
     try:
         swaps = _swap_while(
-            ws, index, stop, drill, lock, [threading.Thread(target=asker) for _ in range(workers)]
+            ws, index, stop, drill, lock, [threading.Thread(target=asker) for _ in range(workers)], swapped
         )
         status, data = server.get("/api/info")
         live = ws.note_set(live_manifest(index)["notes_dir"])

@@ -125,9 +125,11 @@ def load(export: Path, tokenizer: Path, one_shot: bool) -> OnnxEncoder:
             )
     except (OSError, ValueError, KeyError, TypeError):
         usable = False
+    # A one-shot question gets every core; a server answers several at once, one core each.
+    threads = None if one_shot else 1
     if usable:
-        return OnnxEncoder(folder / MODEL, tokenizer, optimized=True, prepack=not one_shot)
-    return OnnxEncoder(export / "model.onnx", tokenizer)
+        return OnnxEncoder(folder / MODEL, tokenizer, threads=threads, optimized=True, prepack=not one_shot)
+    return OnnxEncoder(export / "model.onnx", tokenizer, threads=threads)
 
 
 def _pages_sha256(path: Path) -> str:

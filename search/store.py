@@ -143,8 +143,8 @@ def write_generation(
             flat = faiss.IndexFlatIP(manifest["model"]["dimension"])
             flat.add(vectors)
             faiss.write_index(flat, str(tmp / name))
-        np.save(tmp / WORDS, word_vectors, allow_pickle=False)
-        np.save(tmp / WORD_OWNERS, word_owners, allow_pickle=False)
+        _save_npy(tmp / WORDS, word_vectors)
+        _save_npy(tmp / WORD_OWNERS, word_owners)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
         for path in tmp.iterdir():
             _fsync(path)
@@ -169,6 +169,16 @@ def write_generation(
     _fsync(index_dir)
     _remove_old_generations(index_dir, keep={gen.name, previous})
     return gen
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """An array as a .npy file, written by Python's own file object: a full disk then raises OSError(ENOSPC)
+    (numpy's np.save reports a short write with no error number)."""
+    import numpy as np
+
+    with path.open("wb") as f:
+        np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
+        f.write(np.ascontiguousarray(array).data)
 
 
 def _raise_if_disk(exc: BaseException, index_dir: Path) -> None:

@@ -67,6 +67,7 @@ def settings(chunk_tokens: int) -> dict[str, Any]:
         "chunk_text": "title — heading path\\nsegments",
         "segment_vectors": embed.SEGMENT_VECTORS,
         "document_precision": embed.DOCUMENT_PRECISION,
+        "int8": embed.INT8_RECIPE,
         "word_vectors": f"{words.KEPT} words, int8",
     }
 

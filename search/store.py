@@ -119,7 +119,6 @@ def write_generation(
 ) -> Path:
     """Write a complete index beside the live one and make it live atomically. Call with the build lock held."""
     import faiss
-    import numpy as np
 
     _remove_leftovers(index_dir)
     tmp = index_dir / f".tmp-{secrets.token_hex(6)}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sqlite3
 import statistics
@@ -22,6 +23,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 YTNOTES = [sys.executable, "-m", "search"]
+#: What `ytnotes build -v` says of its encoding speed.
+ENCODED = re.compile(r"encoded \d+ chunks in [\d.]+ s \(([\d.]+) chunks/s")
 QUESTION = "how does a transformer decide which words to pay attention to?"
 
 NAIVE = """
@@ -50,7 +53,7 @@ def timed(cmd: list[str], runs: int) -> tuple[float, int]:
 
 
 def run_rss(cmd: list[str]) -> tuple[float, int, str]:
-    """Like run, with the child's own peak RSS (MB) from wait4."""
+    """Like run, with the child's own peak RSS (MB) from wait4; gives stdout, then stderr."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None
@@ -60,7 +63,7 @@ def run_rss(cmd: list[str]) -> tuple[float, int, str]:
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{cmd} failed:\n{err}")
-    return wall, usage.ru_maxrss // 1024, out
+    return wall, usage.ru_maxrss // 1024, out + err
 
 
 def size(path: Path) -> int:
@@ -85,8 +88,10 @@ def main() -> int:
     first, first_rss, _ = run_rss([*YTNOTES, "build", str(notes), "--index", str(index)])
     rows.append(("first build (exports the model once)", f"{first:.1f} s, peak RSS {first_rss} MB"))
     builds = [
-        run_rss([*YTNOTES, "build", str(notes), "--index", str(index), "--full"]) for _ in range(args.builds)
+        run_rss([*YTNOTES, "build", str(notes), "--index", str(index), "--full", "-v"])
+        for _ in range(args.builds)
     ]
+    encode_rates = [float(m.group(1)) for b in builds for m in [ENCODED.search(b[2])] if m]
     build_wall = statistics.median(b[0] for b in builds)
     build_rss = max(b[1] for b in builds)
     gen = Path(index / (index / "CURRENT").read_text().strip())
@@ -94,7 +99,7 @@ def main() -> int:
     naive = []
     for _ in range(args.builds):
         _, naive_rss, out = run_rss([sys.executable, "-c", NAIVE, str(gen / "meta.sqlite")])
-        count, seconds = out.split()
+        count, seconds = out.split()[:2]
         naive.append(int(count) / float(seconds))
     ours = n_chunks / build_wall
     rows.append(
@@ -115,6 +120,15 @@ def main() -> int:
             f"{ours / statistics.median(naive):.2f}x  (target >= 2.5x, or 1.2x fp32)",
         )
     )
+    if encode_rates:
+        encode_rate = statistics.median(encode_rates)
+        rows.append(("ytnotes encoding alone (from build -v)", f"{encode_rate:.1f} chunks/s"))
+        rows.append(
+            (
+                "encoding ratio ytnotes / naive",
+                f"{encode_rate / statistics.median(naive):.2f}x  (like for like)",
+            )
+        )
 
     ask, ask_rss = timed([*YTNOTES, "ask", QUESTION, "--index", str(index)], args.runs)
     rows.append(

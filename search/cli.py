@@ -49,7 +49,12 @@ def build(
         ),
     ] = None,
     index: IndexOption = Path("index"),
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every ignored timestamp.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="List every ignored timestamp; say how fast chunks were encoded."
+        ),
+    ] = False,
     full: Annotated[bool, typer.Option("--full", help="Re-read and re-embed every note.")] = False,
 ) -> None:
     """Build (or rebuild) the index of a folder of notes."""
@@ -63,6 +68,13 @@ def build(
         report_lines = [printable(f"timestamp ignored: {d}") for d in report.dropped_timestamps]
         typer.echo("\n".join(report_lines), err=True) if report_lines else None
         report.dropped_timestamps = []
+        if report.embedded_chunks and report.encode_seconds > 0:
+            rate = report.embedded_chunks / report.encode_seconds
+            typer.echo(
+                f"encoded {report.embedded_chunks} chunks in {report.encode_seconds:.1f} s ({rate:.1f} chunks/s, "
+                "not counting loading the model)",
+                err=True,
+            )
     for line in build_summary(report):
         typer.echo(line, err=True)
 

@@ -95,11 +95,22 @@ def build_index(
     wanted = {"model": embed.fingerprint(), "chunking": settings(chunk_tokens)}
     with store.build_lock(index_dir):
         previous, notice = (None, None) if full else open_previous(index_dir, wanted)
+        spill: words.Spill | None = None
         try:
-            report = _build(notes_dir, index_dir, encoder, report_progress, chunk_tokens, previous, wanted)
+            spill = words.Spill(index_dir / f"{store.SPILL_PREFIX}{os.getpid()}", embed.DIMENSION)
+            if previous is not None:
+                previous.spill = spill
+            report = _build(
+                notes_dir, index_dir, encoder, report_progress, chunk_tokens, previous, wanted, spill
+            )
+        except BaseException as exc:
+            store.raise_if_disk(exc, index_dir)  # also a full disk while word vectors are set aside
+            raise
         finally:
             if previous is not None:
                 previous.close()
+            if spill is not None:
+                spill.close()
     report.seconds = time.monotonic() - started
     report.notice = notice
     return report
@@ -113,6 +124,7 @@ def _build(
     chunk_tokens: int,
     previous: Previous | None,
     wanted: dict[str, Any],
+    spill: words.Spill,
 ) -> BuildReport:
     skipped: list[NoteError] = []
     paths = list(find_notes(notes_dir, skipped))
@@ -139,7 +151,7 @@ def _build(
 
     removed = len(set(old_notes) - {n.rel for n in notes})
     if previous is not None and changed == 0 and removed == 0 and not skipped_changed(previous, skipped):
-        _refresh_question_model(index_dir, previous)
+        _refresh_exported_model(index_dir)
         return BuildReport(
             notes=len(notes),
             chunks=previous.manifest["counts"]["chunks"],
@@ -165,7 +177,7 @@ def _build(
     if todo:
         if encoder is not None:
             started = time.monotonic()
-            _encode([encoder], todo, progress)
+            _encode([encoder], todo, progress, spill)
             encode_seconds = time.monotonic() - started
         else:
             # One single-threaded session per core, each encoding its own share of the chunks: a text at a time
@@ -173,10 +185,19 @@ def _build(
             workers = max(1, min(os.cpu_count() or 1, MAX_WORKERS))
             encoders = [embed.load_document_encoder(index_dir, threads=1) for _ in range(workers)]
             started = time.monotonic()
-            _encode(encoders, todo, progress)
+            _encode(encoders, todo, progress, spill)
             encode_seconds = time.monotonic() - started
 
-    generation = _write(index_dir, notes_dir, notes, wanted, skipped)
+    generation = _write(index_dir, notes_dir, notes, wanted, skipped, spill)
+    # A note saved while the build ran may have been missing when the folder was listed (editors often delete
+    # and re-create a file): say so rather than leave it out silently.
+    listed = set(paths)
+    for path in find_notes(notes_dir, []):
+        if path not in listed:
+            reason = (
+                "it appeared while the build ran (saved meanwhile?); run `ytnotes build` again to index it"
+            )
+            skipped.append(NoteError(path, reason))
     return BuildReport(
         notes=len(notes),
         chunks=sum(len(n.chunks) for n in notes),
@@ -194,14 +215,10 @@ def _build(
     )
 
 
-def _refresh_question_model(index_dir: Path, previous: Previous) -> None:
-    """An up-to-date index still gets its fast-loading question model (re)written when onnxruntime changed or the
-    copy is damaged; an export that is itself damaged waits for `--full`."""
-    from search import question_model
-
-    export = index_dir / str((previous.manifest.get("encoder") or {}).get("path", "-"))
-    if (export / embed.ONNX_FILE).is_file():
-        question_model.prepare(export)
+def _refresh_exported_model(index_dir: Path) -> None:
+    """An up-to-date index still gets its exported model checked: made again when damaged (its files hash
+    otherwise than recorded), and its fast-loading question copy rewritten when onnxruntime changed."""
+    embed.ensure_exported(index_dir)
 
 
 def skipped_changed(previous: Previous, skipped: list[NoteError]) -> bool:
@@ -248,7 +265,9 @@ def _read(path: Path, root: Path, chunk_tokens: int, skipped: list[NoteError]) -
     return data
 
 
-def _encode(encoders: list[embed.Encoder], todo: list[tuple[NoteData, int]], progress: Progress) -> None:
+def _encode(
+    encoders: list[embed.Encoder], todo: list[tuple[NoteData, int]], progress: Progress, spill: words.Spill
+) -> None:
     """Embed the chunks that have no vectors yet (and their segments and words), in batches, with progress; each
     batch shared among the encoders, which run in threads (onnxruntime releases the GIL while it computes). A
     chunk's vectors depend on its own text only, so they are the same whichever encoder made them."""
@@ -267,7 +286,7 @@ def _encode(encoders: list[embed.Encoder], todo: list[tuple[NoteData, int]], pro
         for j, (note, c) in enumerate(share):
             note.chunk_vectors[c] = done.chunks[j]
             note.segment_vectors[c] = done.segments[j]
-            note.word_vectors[c] = done.words[j]
+            note.word_rows[c] = spill.add(done.words[j])
             note.word_owners[c] = done.owners[j]
 
     with ThreadPoolExecutor(max_workers=n) as pool:
@@ -278,14 +297,20 @@ def _encode(encoders: list[embed.Encoder], todo: list[tuple[NoteData, int]], pro
 
 
 def _write(
-    index_dir: Path, notes_dir: Path, notes: list[NoteData], wanted: dict[str, Any], skipped: list[NoteError]
+    index_dir: Path,
+    notes_dir: Path,
+    notes: list[NoteData],
+    wanted: dict[str, Any],
+    skipped: list[NoteError],
+    spill: words.Spill,
 ) -> Path:
     import numpy as np
 
+    spilled = spill.view()
     rows = store.Rows(notes=[], chunks=[], segments=[], chunk_texts=[])
     chunk_vectors: list[np.ndarray] = []
     segment_vectors: list[np.ndarray] = []
-    word_vectors: list[np.ndarray] = [np.zeros((0, embed.DIMENSION), dtype=np.int8)]
+    word_vectors: list[np.ndarray] = []
     word_owners: list[np.ndarray] = [np.zeros(0, dtype=np.int16)]
     n_words = 0
     for note_id, n in enumerate(notes):
@@ -301,8 +326,9 @@ def _write(
                 rows.segments.append(
                     (len(rows.segments), note_id, chunk_id, s_text, times, link_time, s_line)
                 )
-            wv, wo = n.word_vectors[c], n.word_owners[c]
-            assert wv is not None and wo is not None and len(wv) == len(wo)
+            where, wo = n.word_rows[c], n.word_owners[c]
+            assert where is not None and wo is not None and where[1] == len(wo)
+            wv = spilled[where[0] : where[0] + where[1]]
             rows.chunks.append(
                 (
                     chunk_id,
@@ -346,6 +372,6 @@ def _write(
         rows,
         np.ascontiguousarray(np.vstack(chunk_vectors), dtype=np.float32),
         np.ascontiguousarray(np.vstack(segment_vectors), dtype=np.float32),
-        np.ascontiguousarray(np.vstack(word_vectors), dtype=np.int8),
+        word_vectors,
         np.ascontiguousarray(np.concatenate(word_owners), dtype=np.int16),
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search import store
+from search import store, words
 from search.errors import IndexMissingError, IndexUnusableError
 
 if TYPE_CHECKING:
@@ -34,15 +34,16 @@ class NoteData:
     spans: list[list[tuple[int, int]]] = field(default_factory=list)
     chunk_vectors: list[np.ndarray | None] = field(default_factory=list)
     segment_vectors: list[np.ndarray | None] = field(default_factory=list)
-    #: int8 vectors of each chunk's kept words, and whose each word is (see `search.words`)
-    word_vectors: list[np.ndarray | None] = field(default_factory=list)
+    #: Where each chunk's kept words' int8 vectors are in the build's `words.Spill` (first row, count), and whose
+    #: each word is (see `search.words`)
+    word_rows: list[tuple[int, int] | None] = field(default_factory=list)
     word_owners: list[np.ndarray | None] = field(default_factory=list)
 
     def clear_vectors(self) -> None:
         """No vectors yet for any chunk."""
         self.chunk_vectors = [None] * len(self.chunks)
         self.segment_vectors = [None] * len(self.chunks)
-        self.word_vectors = [None] * len(self.chunks)
+        self.word_rows = [None] * len(self.chunks)
         self.word_owners = [None] * len(self.chunks)
 
 
@@ -50,6 +51,8 @@ class Previous:
     """The live generation, opened for reuse by a build that holds the lock."""
 
     def __init__(self, generation: Path, manifest: dict[str, Any]) -> None:
+        #: Where reused word vectors are copied to; the build sets it.
+        self.spill: words.Spill | None = None
         self.generation = generation
         self.manifest = manifest
         self.db = store.open_meta(generation)
@@ -113,7 +116,8 @@ class Previous:
         data.segment_vectors[c] = self.segments.reconstruct_n(
             chunk["seg_start"], chunk["seg_end"] - chunk["seg_start"]
         )
-        data.word_vectors[c] = np.array(self.words[chunk["word_start"] : chunk["word_end"]])
+        assert self.spill is not None
+        data.word_rows[c] = self.spill.add(self.words[chunk["word_start"] : chunk["word_end"]])
         data.word_owners[c] = np.array(self.owners[chunk["word_start"] : chunk["word_end"]])
 
 

@@ -26,7 +26,7 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from search.errors import (
     IndexMissingError,
     IndexUnusableError,
     IndexWriteError,
+    YtnotesError,
     write_failure,
 )
 
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 3
 CURRENT = "CURRENT"
+#: Where a build keeps the word vectors it makes until it writes the index (see `search.words.Spill`).
+SPILL_PREFIX = ".tmp-spill-words-"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
 META = "meta.sqlite"
@@ -114,13 +117,13 @@ def write_generation(
     rows: Rows,
     chunk_vectors: np.ndarray,
     segment_vectors: np.ndarray,
-    word_vectors: np.ndarray,
+    word_vectors: Sequence[np.ndarray],
     word_owners: np.ndarray,
 ) -> Path:
     """Write a complete index beside the live one and make it live atomically. Call with the build lock held."""
     import faiss
 
-    _remove_leftovers(index_dir)
+    _remove_leftovers(index_dir, own_spill=True)
     tmp = index_dir / f".tmp-{secrets.token_hex(6)}"
     tmp.mkdir(parents=True)
     try:
@@ -142,8 +145,8 @@ def write_generation(
             flat = faiss.IndexFlatIP(manifest["model"]["dimension"])
             flat.add(vectors)
             faiss.write_index(flat, str(tmp / name))
-        _save_npy(tmp / WORDS, word_vectors)
-        _save_npy(tmp / WORD_OWNERS, word_owners)
+        _save_npy(tmp / WORDS, word_vectors, manifest["model"]["dimension"])
+        _save_npy(tmp / WORD_OWNERS, [word_owners])
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
         for path in tmp.iterdir():
             _fsync(path)
@@ -152,7 +155,7 @@ def write_generation(
         os.rename(tmp, gen)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        _raise_if_disk(exc, index_dir)
+        raise_if_disk(exc, index_dir)
         raise
     previous = _live_name(index_dir)
     pointer = index_dir / f".tmp-{CURRENT}-{secrets.token_hex(4)}"
@@ -163,26 +166,35 @@ def write_generation(
     except BaseException as exc:
         pointer.unlink(missing_ok=True)
         shutil.rmtree(gen, ignore_errors=True)
-        _raise_if_disk(exc, index_dir)
+        raise_if_disk(exc, index_dir)
         raise
     _fsync(index_dir)
     _remove_old_generations(index_dir, keep={gen.name, previous})
     return gen
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    """An array as a .npy file, written by Python's own file object: a full disk then raises OSError(ENOSPC)
-    (numpy's np.save reports a short write with no error number)."""
+def _save_npy(path: Path, parts: Sequence[np.ndarray], width: int | None = None) -> None:
+    """Arrays of one dtype stacked (rows of ``width`` columns, or one dimension) as a .npy file, written part by
+    part by Python's own file object: memory stays bounded, and a full disk raises OSError(ENOSPC) (np.save
+    reports a short write with no error number)."""
     import numpy as np
 
+    dtype = parts[0].dtype if parts else np.dtype(np.int8)
+    rows = sum(len(p) for p in parts)
+    header = {
+        "descr": np.lib.format.dtype_to_descr(dtype),
+        "fortran_order": False,
+        "shape": (rows,) if width is None else (rows, width),
+    }
     with path.open("wb") as f:
-        np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
-        f.write(np.ascontiguousarray(array).data)
+        np.lib.format.write_array_header_1_0(f, header)
+        for part in parts:
+            f.write(np.ascontiguousarray(part, dtype=dtype).data)
 
 
-def _raise_if_disk(exc: BaseException, index_dir: Path) -> None:
+def raise_if_disk(exc: BaseException, index_dir: Path) -> None:
     """Turn a write that failed for lack of room (or another fault of the disk) into a one-line user error."""
-    why = write_failure(exc)
+    why = None if isinstance(exc, YtnotesError) else write_failure(exc)  # ours already say what to do
     if why is not None:
         raise IndexWriteError(
             f"cannot write the index in {index_dir}: {why}; free some space and run `ytnotes build` again "
@@ -286,10 +298,12 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _remove_leftovers(index_dir: Path) -> None:
+def _remove_leftovers(index_dir: Path, own_spill: bool = False) -> None:
     """Remove what an interrupted build left behind (only the lock holder writes ``.tmp-*``), also a model export
-    it was writing (about 110 MB)."""
+    it was writing (about 110 MB). ``own_spill``: keep the word vectors of the build that is writing."""
     for path in [*index_dir.glob(".tmp-*"), *(index_dir / ENCODER_FOLDER).glob(".tmp-*")]:
+        if own_spill and path.name == f"{SPILL_PREFIX}{os.getpid()}":
+            continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:

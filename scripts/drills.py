@@ -876,6 +876,7 @@ QUICK_DAMAGE = [
     ("model.onnx", "zeroed"),
     ("question/model.onnx.data", "zeroed"),
     ("question/model.onnx", "truncated"),
+    ("encoder.json", "zeroed"),
 ]
 
 

@@ -291,9 +291,12 @@ def encode_chunks(encoder: Encoder, texts: list[str], spans: list[list[tuple[int
     pooled = getattr(encoder, "encode_spans", None)
     if pooled is not None:
         both = [sp + w for sp, (w, _) in zip(spans, kept, strict=True)]
-        chunk_vecs, span_vecs = pooled(texts, both, batch_size=DOCUMENT_BATCH)
         cut = [len(sp) for sp in spans]
-        word_vecs = [words.to_int8(v[n:]) for v, n in zip(span_vecs, cut, strict=True)]
+        # Words past the model's window are not read in context: they get no vector (a segment does, alone).
+        chunk_vecs, span_vecs = pooled(texts, both, batch_size=DOCUMENT_BATCH, keep=cut)
+        seen = [np.any(v[n:] != 0, axis=1) for v, n in zip(span_vecs, cut, strict=True)]
+        word_vecs = [words.to_int8(v[n:][m]) for v, n, m in zip(span_vecs, cut, seen, strict=True)]
+        owners = [own[m] for own, m in zip(owners, seen, strict=True)]
         if SEGMENT_VECTORS == "pooled":
             return Encoded(
                 chunk_vecs, [v[:n] for v, n in zip(span_vecs, cut, strict=True)], word_vecs, owners

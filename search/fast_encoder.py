@@ -92,12 +92,17 @@ class OnnxEncoder:
         return out
 
     def encode_spans(
-        self, texts: list[str], spans: list[list[tuple[int, int]]], batch_size: int = 32
+        self,
+        texts: list[str],
+        spans: list[list[tuple[int, int]]],
+        batch_size: int = 32,
+        keep: list[int] | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Vectors for texts, and for character spans inside each, from one pass of the model.
 
         A span's vector is the mean of the token vectors inside it (the tokens saw the whole text, so each span
-        vector carries its context), L2-normalised. A span cut off by truncation is encoded on its own.
+        vector carries its context), L2-normalised. A span cut off by truncation is encoded on its own; with
+        ``keep``, only the first keep[i] spans of text i are, and a later span cut off gets a zero vector.
         """
         n = len(texts)
         out = np.empty((n, self.dim), dtype=np.float32)
@@ -126,7 +131,11 @@ class OnnxEncoder:
                 inside = counts > 0
                 means = (sums[last[inside]] - sums[first[inside]]) / counts[inside, None]
                 span_out[i][inside] = _normalise(means.astype(np.float32))
-                missing += [(i, int(s)) for s in np.flatnonzero(~inside)]
+                cut = np.flatnonzero(~inside)
+                if keep is not None:
+                    span_out[i][cut[cut >= keep[i]]] = 0.0
+                    cut = cut[cut < keep[i]]
+                missing += [(i, int(s)) for s in cut]
         if missing:
             vecs = self.encode([texts[i][slice(*spans[i][s])] for i, s in missing])
             for (i, s), vec in zip(missing, vecs, strict=True):

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 KEPT = "informative"
 #: Whose a word is when it belongs to the title and heading line, not to a segment.
 HEADING = -1
+#: Kept words of a passage at most: the model reads 256 tokens, and a word is at least one (words further on have
+#: no vector in context; without a cap a note of one huge paragraph would list hundreds of thousands).
+MAX_WORDS = 256
 
 
 def passage_words(text: str, segments: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], list[int]]:
@@ -38,6 +41,8 @@ def passage_words(text: str, segments: list[tuple[int, int]]) -> tuple[list[tupl
         inside = seg < len(segments) and segments[seg][0] <= a
         spans.append((a, b))
         owners.append(seg if inside else HEADING)
+        if len(spans) == MAX_WORDS:
+            break
     return spans, owners
 
 
@@ -96,5 +101,9 @@ class Spill:
 
     def close(self) -> None:
         """Close and delete the file."""
-        self._file.close()
-        self.path.unlink(missing_ok=True)
+        try:
+            self._file.close()
+        except OSError:
+            pass  # flushing the last rows failed (a full disk): they are not needed, and the build's error says it
+        finally:
+            self.path.unlink(missing_ok=True)

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_QUESTION ?= What did Steve Jobs learn from dropping out of college?
+DEMO_QUESTION ?= How did a calligraphy class end up in the Macintosh?
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 

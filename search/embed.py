@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from search.errors import IndexWriteError, write_failure
+from search.errors import raise_if_disk
 
 if TYPE_CHECKING:
     import numpy as np
@@ -184,12 +184,7 @@ def ensure_exported(index_dir: Path) -> Path:
         (tmp / RECORD_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        why = write_failure(exc)
-        if why is not None:
-            raise IndexWriteError(
-                f"cannot export the model into {folder.parent} (it needs about 120 MB): {why}; free some space "
-                "and run `ytnotes build` again"
-            ) from exc
+        raise_if_disk(exc, f"export the model into {folder.parent} (it needs about 120 MB)")
         raise
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(tmp, folder)

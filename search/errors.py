@@ -50,3 +50,13 @@ def write_failure(exc: BaseException) -> str | None:
     if isinstance(exc, sqlite3.OperationalError) and "disk I/O error" in text:
         return "a write failed (disk I/O error)"
     return None
+
+
+def raise_if_disk(exc: BaseException, what: str, after: str = "") -> None:
+    """Turn a write that failed for lack of room (or another fault of the disk) into a one-line user error:
+    "cannot <what>: <why>; free some space and run `ytnotes build` again<after>". Our own errors pass through."""
+    why = None if isinstance(exc, YtnotesError) else write_failure(exc)
+    if why is not None:
+        raise IndexWriteError(
+            f"cannot {what}: {why}; free some space and run `ytnotes build` again{after}"
+        ) from exc

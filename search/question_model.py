@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.errors import IndexWriteError, write_failure
+from search.errors import raise_if_disk
 
 if TYPE_CHECKING:
     from search.fast_encoder import OnnxEncoder
@@ -77,12 +77,7 @@ def prepare(export: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        why = write_failure(exc)
-        if why is not None:
-            raise IndexWriteError(
-                f"cannot write the question model into {export}: {why}; free some space and run `ytnotes build` "
-                "again"
-            ) from exc
+        raise_if_disk(exc, f"write the question model into {export}")
         raise
     _READY.add(folder)
 

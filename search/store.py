@@ -31,15 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search import errors
 from search.embed import ENCODER_FOLDER
-from search.errors import (
-    BuildLockedError,
-    IndexMissingError,
-    IndexUnusableError,
-    IndexWriteError,
-    YtnotesError,
-    write_failure,
-)
+from search.errors import BuildLockedError, IndexMissingError, IndexUnusableError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -193,13 +187,8 @@ def _save_npy(path: Path, parts: Sequence[np.ndarray], width: int | None = None)
 
 
 def raise_if_disk(exc: BaseException, index_dir: Path) -> None:
-    """Turn a write that failed for lack of room (or another fault of the disk) into a one-line user error."""
-    why = None if isinstance(exc, YtnotesError) else write_failure(exc)  # ours already say what to do
-    if why is not None:
-        raise IndexWriteError(
-            f"cannot write the index in {index_dir}: {why}; free some space and run `ytnotes build` again "
-            "(the old index is unchanged)"
-        ) from exc
+    """A failed write of the index as a one-line user error when the disk is at fault (see errors.raise_if_disk)."""
+    errors.raise_if_disk(exc, f"write the index in {index_dir}", " (the old index is unchanged)")
 
 
 def current_generation(index_dir: Path) -> Path:

@@ -637,6 +637,32 @@ def drill_questions(
     drill = Drill(f"{questions} questions (CLI) while builds swap the index")
     ws.expected()
     index = ws.built("questions", "a")
+
+    def ask(i: int) -> tuple[str, str | None, Any]:
+        run = question(index, i)
+        return run.args[0], (f"exits {run.code}: {run.error_line()}" if run.code != 0 else None), run.data
+
+    swaps, answers = _questions_during_swaps(
+        ws, index, drill, questions, workers, time_limit, ask, "questions", 50
+    )
+    _finish_questions(drill, questions, time_limit, swaps, answers)
+    return drill
+
+
+def _questions_during_swaps(
+    ws: Workspace,
+    index: Path,
+    drill: Drill,
+    questions: int,
+    workers: int,
+    time_limit: float,
+    ask: Callable[[int], tuple[str, str | None, Any]],
+    tag: str,
+    every: int,
+) -> tuple[int, Counter[str]]:
+    """Ask questions from ``workers`` threads while builds swap the index, recording each in the drill:
+    ``ask(i)`` gives what was asked, why it failed (or None) and a function giving its answer. Questions go on
+    past their count until MIN_SWAPS swaps, within the time limit. Gives the swaps and which note set answered."""
     lock = threading.Lock()
     stop = threading.Event()
     numbers = itertools.count()
@@ -649,25 +675,22 @@ def drill_questions(
             i = next(numbers)
             if (i >= questions and swapped[0] >= MIN_SWAPS) or time.monotonic() > deadline:
                 return
-            run = question(index, i)
+            what, error, answer = ask(i)
             problems = []
-            if run.code != 0:
-                problems.append(f"{run.args[0]} exits {run.code}: {run.error_line()}")
+            if error is not None:
+                problems.append(f"{what} {error}")
             else:
-                sets = ws.answered_by(i, run.data())
+                sets = ws.answered_by(i, answer())
                 if not sets:
-                    problems.append(f"{run.args[0]} answers with something neither note set gives")
+                    problems.append(f"{what} answers with something neither note set gives")
                 answers["/".join(sorted(sets)) or "neither"] += 1
             with lock:
                 drill.record(problems)
-                if drill.runs % 50 == 0:
-                    log(f"[questions] {drill.runs}/{questions}, {drill.passed} ok")
+                if drill.runs % every == 0:
+                    log(f"[{tag}] {drill.runs}/{questions}, {drill.passed} ok")
 
-    swaps = _swap_while(
-        ws, index, stop, drill, lock, [threading.Thread(target=asker) for _ in range(workers)], swapped
-    )
-    _finish_questions(drill, questions, time_limit, swaps, answers)
-    return drill
+    threads = [threading.Thread(target=asker) for _ in range(workers)]
+    return _swap_while(ws, index, stop, drill, lock, threads, swapped), answers
 
 
 def _finish_questions(
@@ -789,36 +812,15 @@ def drill_server(
     ws.expected()
     index = ws.built("server", "a")
     server = Server(index, ws.path("server").with_suffix(".log"))
-    lock = threading.Lock()
-    stop = threading.Event()
-    numbers = itertools.count()
-    deadline = time.monotonic() + time_limit
-    answers: Counter[str] = Counter()
-    swapped = [0]
 
-    def asker() -> None:
-        while not stop.is_set():
-            i = next(numbers)
-            if (i >= questions and swapped[0] >= MIN_SWAPS) or time.monotonic() > deadline:
-                return
-            kind, text = QUESTIONS[i % len(QUESTIONS)]
-            status, data = server.get(f"/api/{kind}", q=text)
-            problems = []
-            if status != 200:
-                problems.append(f"/api/{kind} answers {status}: {data}")
-            else:
-                sets = ws.answered_by(i, data)
-                if not sets:
-                    problems.append(f"/api/{kind} answers with something neither note set gives")
-                answers["/".join(sorted(sets)) or "neither"] += 1
-            with lock:
-                drill.record(problems)
-                if drill.runs % 100 == 0:
-                    log(f"[server] {drill.runs}/{questions}, {drill.passed} ok")
+    def ask(i: int) -> tuple[str, str | None, Any]:
+        kind, text = QUESTIONS[i % len(QUESTIONS)]
+        status, data = server.get(f"/api/{kind}", q=text)
+        return f"/api/{kind}", (f"answers {status}: {data}" if status != 200 else None), lambda: data
 
     try:
-        swaps = _swap_while(
-            ws, index, stop, drill, lock, [threading.Thread(target=asker) for _ in range(workers)], swapped
+        swaps, answers = _questions_during_swaps(
+            ws, index, drill, questions, workers, time_limit, ask, "server", 100
         )
         status, data = server.get("/api/info")
         live = ws.note_set(live_manifest(index)["notes_dir"])

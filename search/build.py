@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search import chunks as chunking
-from search import embed, store, words
+from search import embed, store, verified, words
+from search.encoding import EncodingPool
 from search.errors import NoteError, YtnotesError
 from search.notes import find_notes, read_note
 from search.previous import NoteData, Previous, open_previous
@@ -29,11 +30,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
-
-#: Encoding threads at most (one per core up to this).
-MAX_WORKERS = 4
-#: Chunks handed to the encoder at a time: bounds memory and gives the progress bar a steady pulse.
-ENCODE_BATCH = 128
 
 #: Called as progress(stage, done, total); stage is "read" or "embed".
 Progress = Callable[[str, int, int], None]
@@ -70,6 +66,7 @@ def settings(chunk_tokens: int) -> dict[str, Any]:
         "segment_vectors": embed.SEGMENT_VECTORS,
         "document_precision": embed.DOCUMENT_PRECISION,
         "int8": embed.INT8_RECIPE,
+        "document_graph": "without " + ", ".join(embed.DOCUMENT_DISABLED_FUSIONS),
         "word_vectors": f"{words.KEPT} words, int8",
     }
 
@@ -96,17 +93,21 @@ def build_index(
     with store.build_lock(index_dir):
         previous, notice = (None, None) if full else open_previous(index_dir, wanted)
         spill: words.Spill | None = None
+        pool: EncodingPool | None = None
         try:
             spill = words.Spill(index_dir / f"{store.SPILL_PREFIX}{os.getpid()}", embed.DIMENSION)
             if previous is not None:
                 previous.spill = spill
+            pool = EncodingPool(index_dir, spill, encoder)
             report = _build(
-                notes_dir, index_dir, encoder, report_progress, chunk_tokens, previous, wanted, spill
+                notes_dir, index_dir, pool, report_progress, chunk_tokens, previous, wanted, spill
             )
         except BaseException as exc:
             store.raise_if_disk(exc, index_dir)  # also a full disk while word vectors are set aside
             raise
         finally:
+            if pool is not None:
+                pool.close()  # after an error: the encoding threads stop before their files go
             if previous is not None:
                 previous.close()
             if spill is not None:
@@ -119,7 +120,7 @@ def build_index(
 def _build(
     notes_dir: Path,
     index_dir: Path,
-    encoder: embed.Encoder | None,
+    pool: EncodingPool,
     progress: Progress,
     chunk_tokens: int,
     previous: Previous | None,
@@ -147,6 +148,9 @@ def _build(
             if data is not None:
                 notes.append(data)
                 changed += 1
+                if previous is not None:
+                    previous.reuse_chunks([data])
+                pool.submit(data)  # encoded while the next notes are read
         progress("read", i, len(paths))
 
     removed = len(set(old_notes) - {n.rel for n in notes})
@@ -169,26 +173,11 @@ def _build(
             f"warnings above); the existing index is unchanged"
         )
 
-    if previous is not None:
-        previous.reuse_chunks([n for n in notes if any(v is None for v in n.chunk_vectors)])
-    todo = [(n, c) for n in notes for c, vec in enumerate(n.chunk_vectors) if vec is None]
-    reused_chunks = sum(len(n.chunks) for n in notes) - len(todo)
-    encode_seconds = 0.0
-    if todo:
-        if encoder is not None:
-            started = time.monotonic()
-            _encode([encoder], todo, progress, spill)
-            encode_seconds = time.monotonic() - started
-        else:
-            # One single-threaded session per core, each encoding its own share of the chunks: a text at a time
-            # leaves a core idle in much of onnxruntime's work. measured: 226.7 texts/s instead of 129.6.
-            workers = max(1, min(os.cpu_count() or 1, MAX_WORKERS))
-            encoders = [embed.load_document_encoder(index_dir, threads=1) for _ in range(workers)]
-            started = time.monotonic()
-            _encode(encoders, todo, progress, spill)
-            encode_seconds = time.monotonic() - started
+    pool.finish(progress)
+    reused_chunks = sum(len(n.chunks) for n in notes) - pool.total
 
     generation = _write(index_dir, notes_dir, notes, wanted, skipped, spill)
+    verified.save_pending()  # the model files checked by this build need no hashing by the next
     # A note saved while the build ran may have been missing when the folder was listed (editors often delete
     # and re-create a file): say so rather than leave it out silently.
     listed = set(paths)
@@ -208,8 +197,8 @@ def _build(
         dropped_timestamps=[d for n in notes for d in n.dropped],
         changed_notes=changed,
         reused_notes=len(notes) - changed,
-        embedded_chunks=len(todo),
-        encode_seconds=encode_seconds,
+        embedded_chunks=pool.total,
+        encode_seconds=pool.seconds,
         reused_chunks=reused_chunks,
         removed_notes=removed,
     )
@@ -263,37 +252,6 @@ def _read(path: Path, root: Path, chunk_tokens: int, skipped: list[NoteError]) -
         data.segments += [(s.text, json.dumps(s.times), s.link_time, s.line) for s in chunk.segments]
     data.clear_vectors()
     return data
-
-
-def _encode(
-    encoders: list[embed.Encoder], todo: list[tuple[NoteData, int]], progress: Progress, spill: words.Spill
-) -> None:
-    """Embed the chunks that have no vectors yet (and their segments and words), in batches, with progress; each
-    batch shared among the encoders, which run in threads (onnxruntime releases the GIL while it computes). A
-    chunk's vectors depend on its own text only, so they are the same whichever encoder made them."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    total = len(todo)
-    # Longest first across the whole build, so each batch pads little (the encoder sorts within a call too).
-    todo = sorted(todo, key=lambda nc: -len(nc[0].chunks[nc[1]][5]))
-    n = len(encoders)
-
-    def work(part: int, batch: list[tuple[NoteData, int]]) -> None:
-        share = batch[part::n]
-        done = embed.encode_chunks(
-            encoders[part], [note.chunks[c][5] for note, c in share], [note.spans[c] for note, c in share]
-        )
-        for j, (note, c) in enumerate(share):
-            note.chunk_vectors[c] = done.chunks[j]
-            note.segment_vectors[c] = done.segments[j]
-            note.word_rows[c] = spill.add(done.words[j])
-            note.word_owners[c] = done.owners[j]
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        for start in range(0, total, ENCODE_BATCH):
-            batch = todo[start : start + ENCODE_BATCH]
-            list(pool.map(work, range(n), [batch] * n))
-            progress("embed", start + len(batch), total)
 
 
 def _write(

@@ -28,6 +28,7 @@ class OnnxEncoder:
         max_seq_length: int = MAX_SEQ_LENGTH,
         optimized: bool = False,
         prepack: bool = True,
+        disabled_fusions: tuple[str, ...] = (),
     ) -> None:
         """Load the tokenizer and create the inference session.
 
@@ -38,6 +39,7 @@ class OnnxEncoder:
         (see ``search.question_model``), so the session does not optimise it
         again. ``prepack=False`` skips re-laying out the weights at load: a
         session ready in milliseconds, each run a little slower.
+        ``disabled_fusions``: onnxruntime graph optimisers not to apply.
         """
         self.path = onnx_path
         tok = Tokenizer.from_file(str(tokenizer_path))
@@ -62,7 +64,10 @@ class OnnxEncoder:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         self._session = ort.InferenceSession(
-            str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
+            str(onnx_path),
+            sess_options=opts,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(disabled_fusions) or None,
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         out = self._session.get_outputs()[0]

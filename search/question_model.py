@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search.errors import raise_if_disk
+from search.verified import Verified, file_sha256
 
 if TYPE_CHECKING:
     from search.fast_encoder import OnnxEncoder
@@ -30,7 +31,7 @@ FOLDER = "question"
 MODEL = "model.onnx"
 WEIGHTS = "model.onnx.data"
 RUNTIME = "runtime.json"
-#: Folders checked in this process (hashing the weights takes about 50 ms).
+#: Folders checked in this process (hashing the weights takes about 50 ms; see `search.verified`).
 _READY: set[Path] = set()
 #: A question checks this many pages spread over the weights file against their recorded hash (well under a
 #: millisecond): a zeroed or truncated file would otherwise load and give meaningless vectors.
@@ -64,11 +65,15 @@ def prepare(export: Path) -> None:
         record = {
             "onnxruntime": ort.__version__,
             "source_sha256": _source_sha256(export),
-            "model_sha256": _sha256(tmp / MODEL),
-            "weights_sha256": _sha256(tmp / WEIGHTS),
+            "model_sha256": file_sha256(tmp / MODEL),
+            "weights_sha256": file_sha256(tmp / WEIGHTS),
             "weights_pages_sha256": _pages_sha256(tmp / WEIGHTS),
         }
         (tmp / RUNTIME).write_text(json.dumps(record, indent=1), encoding="utf-8")
+        written = Verified(tmp)
+        written.trust(MODEL, record["model_sha256"])
+        written.trust(WEIGHTS, record["weights_sha256"])
+        written.save()
         # A process may have the old weights memory-mapped: they are unlinked, never rewritten in place.
         trash = export.parent / f".tmp-old-{os.getpid()}-{export.name}"
         if folder.exists():
@@ -88,15 +93,17 @@ def _intact(folder: Path) -> bool:
 
     try:
         record = json.loads((folder / RUNTIME).read_text(encoding="utf-8"))
-        return bool(
+        checked = Verified(folder)
+        intact = bool(
             record["onnxruntime"] == ort.__version__
             and record["source_sha256"] == _source_sha256(folder.parent)
-            and record["model_sha256"] == _sha256(folder / MODEL)
-            and record["weights_sha256"] == _sha256(folder / WEIGHTS)
+            and checked.matches(MODEL, record["model_sha256"])
+            and checked.matches(WEIGHTS, record["weights_sha256"])
             and record["weights_pages_sha256"] == _pages_sha256(folder / WEIGHTS)
         )
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    return intact
 
 
 def load(export: Path, tokenizer: Path, one_shot: bool) -> OnnxEncoder:
@@ -141,11 +148,3 @@ def _pages_sha256(path: Path) -> str:
 def _source_sha256(export: Path) -> str:
     """The exported model's hash, as its export record gives it (the build has checked it)."""
     return str(json.loads((export / "encoder.json").read_text(encoding="utf-8"))["onnx_sha256"])
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

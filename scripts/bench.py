@@ -4,7 +4,10 @@
 
 Every figure is a real process: `ytnotes` started fresh each time (files in the OS cache), timed by wall clock,
 peak RSS from the kernel. The naive pipeline is sentence-transformers (torch fp32, batch 32) encoding the same
-chunk texts ytnotes embeds; its chunks/s count only the encoding, not loading torch or the model.
+chunk texts ytnotes embeds, in a process of its own that imports it, loads the model and reads the texts from
+SQLite (not parsing notes, not writing an index). Three ratios: whole process against whole process (the full
+build's ratio), encoding against encoding, and, strictest, ytnotes' whole process against the naive encoding
+alone.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def main() -> int:
     ap.add_argument("--notes", type=Path, default=REPO.parent / "shared" / "corpus" / "notes")
     ap.add_argument("--runs", type=int, default=10, help="processes per cold-start median")
     ap.add_argument(
-        "--builds", type=int, default=1, help="full builds (and naive runs) to take the median of"
+        "--builds", type=int, default=3, help="full builds (and naive runs) to take the median of"
     )
     args = ap.parse_args()
 
@@ -96,28 +99,33 @@ def main() -> int:
     build_rss = max(b[1] for b in builds)
     gen = Path(index / (index / "CURRENT").read_text().strip())
     n_chunks = sqlite3.connect(gen / "meta.sqlite").execute("SELECT count(*) FROM chunks").fetchone()[0]
-    naive = []
+    naive, naive_whole = [], []
     for _ in range(args.builds):
-        _, naive_rss, out = run_rss([sys.executable, "-c", NAIVE, str(gen / "meta.sqlite")])
+        wall, naive_rss, out = run_rss([sys.executable, "-c", NAIVE, str(gen / "meta.sqlite")])
         count, seconds = out.split()[:2]
         naive.append(int(count) / float(seconds))
+        naive_whole.append(wall)
     ours = n_chunks / build_wall
+    naive_rate = statistics.median(naive)
+    naive_wall = statistics.median(naive_whole)
+    med = f"median of {args.builds}"
     rows.append(
         (
-            "full build, ytnotes (whole process)",
+            f"full build, ytnotes (whole process, {med})",
             f"{build_wall:.1f} s, {ours:.1f} chunks/s, peak RSS {build_rss} MB",
         )
     )
     rows.append(
         (
-            "naive: sentence-transformers fp32 encode",
-            f"{statistics.median(naive):.1f} chunks/s, peak RSS {naive_rss} MB",
+            "naive: whole process (import, load, encode)",
+            f"{naive_wall:.1f} s, {n_chunks / naive_wall:.1f} chunks/s, peak RSS {naive_rss} MB",
         )
     )
+    rows.append(("naive: encoding alone", f"{naive_rate:.1f} chunks/s"))
     rows.append(
         (
-            "full build ratio ytnotes / naive",
-            f"{ours / statistics.median(naive):.2f}x  (target >= 2.5x, or 1.2x fp32)",
+            "full build ratio, whole process / whole process",
+            f"{naive_wall / build_wall:.2f}x  (target >= 2.5x)",
         )
     )
     if encode_rates:
@@ -125,10 +133,16 @@ def main() -> int:
         rows.append(("ytnotes encoding alone (from build -v)", f"{encode_rate:.1f} chunks/s"))
         rows.append(
             (
-                "encoding ratio ytnotes / naive",
-                f"{encode_rate / statistics.median(naive):.2f}x  (like for like)",
+                "encoding ratio, ytnotes / naive",
+                f"{encode_rate / naive_rate:.2f}x  (like for like)",
             )
         )
+    rows.append(
+        (
+            "strictest: ytnotes whole process / naive encoding",
+            f"{ours / naive_rate:.2f}x",
+        )
+    )
 
     ask, ask_rss = timed([*YTNOTES, "ask", QUESTION, "--index", str(index)], args.runs)
     rows.append(

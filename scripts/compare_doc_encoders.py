@@ -49,7 +49,8 @@ def main() -> int:
         fp32 = embed.ensure_exported(index)
         embed.SEGMENT_VECTORS = segments
         embed.DOCUMENT_PRECISION = precision
-        encoder = embed.load_onnx_encoder(fp32, embed.INT8_FILE if precision == "int8" else embed.ONNX_FILE)
+        model_file = embed.INT8_FILE if precision == "int8" else embed.ONNX_FILE
+        encoder = embed.load_onnx_encoder(fp32, model_file, None, embed.DOCUMENT_DISABLED_FUSIONS)
         started = time.monotonic()
         report = build_index(args.notes, index, encoder=encoder, full=True)
         seconds = time.monotonic() - started

@@ -9,6 +9,8 @@ loopback port, and once it answers, each client (a thread with its own keep-aliv
 evaluation questions (scripts/eval/questions.jsonl, 468 of them, each client starting at its own place) one after
 another, without pause, until the time is up. Printed: requests/s, latency percentiles over every request, and
 errors (any answer but 200, or a failed connection). The clients share the machine's cores with the server.
+Three runs: the server as it runs by default (as many questions at once as cores, the others waiting their
+turn), the same without that limit, and the default server with one client.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ QUESTIONS = REPO / "scripts" / "eval" / "questions.jsonl"
 #: The targets of issue 5, for 8 clients.
 TARGET_P50_MS = 20
 TARGET_P99_MS = 100
+#: A limit no run reaches: the server without one.
+UNLIMITED = 64
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -44,10 +48,11 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def start_server(index: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(index: Path, concurrency: int | None) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    limit = [] if concurrency is None else ["--concurrency", str(concurrency)]
     proc = subprocess.Popen(
-        [*YTNOTES, "serve", "--index", str(index), "--port", "0"],
+        [*YTNOTES, "serve", "--index", str(index), "--port", "0", *limit],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -96,6 +101,81 @@ def client(
     conn.close()
 
 
+def measure(
+    index: Path, questions: list[str], clients: int, seconds: float, endpoint: str, concurrency: int | None
+) -> tuple[list[float], list[str], float, float]:
+    """Start the server, let the clients ask for ``seconds``; latencies (ms, sorted), errors, elapsed seconds and
+    the load average before the run."""
+    proc, url = start_server(index, concurrency)
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        path = f"/api/{endpoint}"
+        # Warm-up, not counted: the first questions touch every page of the index once.
+        client(host, port, path, questions, 0, time.perf_counter() + 2, [], [])
+
+        latencies: list[list[float]] = [[] for _ in range(clients)]
+        errors: list[list[str]] = [[] for _ in range(clients)]
+        spacing = len(questions) // clients
+        load_before = os.getloadavg()[0]
+        began = time.perf_counter()
+        deadline = began + seconds
+        threads = [
+            threading.Thread(
+                target=client,
+                args=(host, port, path, questions, i * spacing, deadline, latencies[i], errors[i]),
+            )
+            for i in range(clients)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - began
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    all_ms = sorted(1000 * x for per in latencies for x in per)
+    return all_ms, [e for per in errors for e in per], elapsed, load_before
+
+
+def report(
+    all_ms: list[float],
+    all_errors: list[str],
+    elapsed: float,
+    load_before: float,
+    clients: int,
+    seconds: float,
+    endpoint: str,
+    notes: Path,
+    n_questions: int,
+    server: str,
+) -> None:
+    p50, p90, p99 = (percentile(all_ms, p) for p in (50, 90, 99))
+    print(
+        f"{clients} client{'s' if clients != 1 else ''}, {seconds:.0f} s, {server}, GET /api/{endpoint} on "
+        f"{notes} ({n_questions} questions, {os.cpu_count()} cores shared by server and clients)"
+    )
+    print(f"requests    {len(all_ms)} answered, {len(all_ms) / elapsed:.1f}/s")
+    print(
+        f"latency ms  p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  max {all_ms[-1] if all_ms else float('nan'):.1f}"
+    )
+    print(f"errors      {len(all_errors)}" + (f" (first: {all_errors[0]})" if all_errors else ""))
+    # Other work on the machine takes cores from the server: the 1-minute load average before the run says how much.
+    print(f"machine     load average {load_before:.2f} before the run (1 min)")
+    verdict = [
+        f"p50 {'≤' if p50 <= TARGET_P50_MS else '>'} {TARGET_P50_MS} ms",
+        f"p99 {'≤' if p99 <= TARGET_P99_MS else '>'} {TARGET_P99_MS} ms",
+        f"errors {'= 0' if not all_errors else '> 0'}",
+    ]
+    met = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS and not all_errors
+    for_8 = "" if clients == 8 else " (the targets are set for 8 clients)"
+    print(f"targets     {'met' if met else 'NOT met'}: {', '.join(verdict)}{for_8}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--notes", type=Path, default=REPO.parent / "shared" / "corpus" / "notes")
@@ -111,6 +191,15 @@ def main() -> int:
     if args.index is None:
         work = Path(tempfile.mkdtemp(prefix="ytnotes-bench-serve-"))
         args.index = work / "index"
+    # The server as it runs by default (one question per core at a time), the same without that limit, and
+    # the default with one client.
+    runs = [
+        (args.clients, None, "default server"),
+        (args.clients, UNLIMITED, f"--concurrency {UNLIMITED}"),
+        (1, None, "default server"),
+    ]
+    errors = 0
+    rates = []
     try:
         build = subprocess.run(
             [*YTNOTES, "build", str(args.notes), "--index", str(args.index)],
@@ -124,67 +213,29 @@ def main() -> int:
         questions = [
             json.loads(line)["q"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line
         ]
-
-        proc, url = start_server(args.index)
-        try:
-            parts = urlsplit(url)
-            host, port = parts.hostname or "127.0.0.1", parts.port or 80
-            path = f"/api/{args.endpoint}"
-            # Warm-up, not counted: the first questions touch every page of the index once.
-            client(host, port, path, questions, 0, time.perf_counter() + 2, [], [])
-
-            latencies: list[list[float]] = [[] for _ in range(args.clients)]
-            errors: list[list[str]] = [[] for _ in range(args.clients)]
-            spacing = len(questions) // args.clients
-            load_before = os.getloadavg()[0]
-            began = time.perf_counter()
-            deadline = began + args.seconds
-            threads = [
-                threading.Thread(
-                    target=client,
-                    args=(host, port, path, questions, i * spacing, deadline, latencies[i], errors[i]),
-                )
-                for i in range(args.clients)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            elapsed = time.perf_counter() - began
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for clients, concurrency, server in runs:
+            all_ms, all_errors, elapsed, load = measure(
+                args.index, questions, clients, args.seconds, args.endpoint, concurrency
+            )
+            report(
+                all_ms,
+                all_errors,
+                elapsed,
+                load,
+                clients,
+                args.seconds,
+                args.endpoint,
+                args.notes,
+                len(questions),
+                server,
+            )
+            errors += len(all_errors)
+            rates.append(len(all_ms) / elapsed)
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
-
-    all_ms = sorted(1000 * x for per in latencies for x in per)
-    all_errors = [e for per in errors for e in per]
-    p50, p90, p99 = (percentile(all_ms, p) for p in (50, 90, 99))
-    print(
-        f"{args.clients} client{'s' if args.clients != 1 else ''}, {args.seconds:.0f} s, "
-        f"GET /api/{args.endpoint} on {args.notes} "
-        f"({len(questions)} questions, {os.cpu_count()} cores shared by server and clients)"
-    )
-    print(f"requests    {len(all_ms)} answered, {len(all_ms) / elapsed:.1f}/s")
-    print(
-        f"latency ms  p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  max {all_ms[-1] if all_ms else float('nan'):.1f}"
-    )
-    print(f"errors      {len(all_errors)}" + (f" (first: {all_errors[0]})" if all_errors else ""))
-    # Other work on the machine takes cores from the server: the 1-minute load average before the run says how much.
-    print(f"machine     load average {load_before:.2f} before the run (1 min)")
-    verdict = [
-        f"p50 {'≤' if p50 <= TARGET_P50_MS else '>'} {TARGET_P50_MS} ms",
-        f"p99 {'≤' if p99 <= TARGET_P99_MS else '>'} {TARGET_P99_MS} ms",
-        f"errors {'= 0' if not all_errors else '> 0'}",
-    ]
-    met = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS and not all_errors
-    for_8 = "" if args.clients == 8 else " (the targets are set for 8 clients)"
-    print(f"targets     {'met' if met else 'NOT met'}: {', '.join(verdict)}{for_8}")
-    return 0 if not all_errors else 1
+    print(f"throughput  default / unlimited with {args.clients} clients: {rates[0] / rates[1]:.2f}x")
+    return 0 if not errors else 1
 
 
 if __name__ == "__main__":

@@ -160,11 +160,20 @@ def serve(
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")
     ] = 8765,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            min=1,
+            max=256,
+            help="Questions answered at once; the others wait their turn (default: one per core).",
+        ),
+    ] = None,
 ) -> None:
     """Serve a search page and a JSON API (the `--json` documents) with the index kept loaded."""
     from search.server import serve as run_server
 
-    run_server(index, host=host, port=port)
+    run_server(index, host=host, port=port, concurrency=concurrency)
 
 
 def _open_in_browser(results: list[Any]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import os
 import socket
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -38,6 +39,9 @@ log = logging.getLogger("ytnotes.serve")
 STATIC = Path(__file__).parent / "static"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+#: Questions answered at once by default (the others wait their turn): one per core. More only makes the threads
+#: take the interpreter lock from each other; see the README's serve figures.
+ANSWERING_AT_ONCE = os.cpu_count() or 1
 #: The Host headers a server bound to a loopback address answers to. Any other name is refused, so that a web page
 #: elsewhere cannot read the notes through DNS rebinding (its own name resolved to 127.0.0.1).
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -143,8 +147,11 @@ def _encoder_path(manifest: dict[str, Any]) -> object:
     return (manifest.get("encoder") or {}).get("path")
 
 
-def create_app(index_dir: Path, hosts: Sequence[str] | None = None) -> FastAPI:
-    """The web app over the index in a folder. `hosts`: the Host names to answer to (None: any).
+def create_app(
+    index_dir: Path, hosts: Sequence[str] | None = None, concurrency: int | None = None
+) -> FastAPI:
+    """The web app over the index in a folder. `hosts`: the Host names to answer to (None: any); `concurrency`:
+    questions answered at once (default ANSWERING_AT_ONCE).
 
     Opens the index now, so a missing or unusable one is a YtnotesError here rather than on the first request."""
     from fastapi import FastAPI, Query, Request
@@ -156,6 +163,7 @@ def create_app(index_dir: Path, hosts: Sequence[str] | None = None) -> FastAPI:
     from search.timestamps import valid_video_id
 
     holder = IndexHolder(index_dir)
+    turns = threading.BoundedSemaphore(concurrency or ANSWERING_AT_ONCE)
     app = FastAPI(
         title="ytnotes",
         summary="Search notes taken from videos; the JSON mirrors `ytnotes ask|locate|info --json`.",
@@ -198,7 +206,8 @@ def create_app(index_dir: Path, hosts: Sequence[str] | None = None) -> FastAPI:
         video = video or None
         if video is not None and not valid_video_id(video):
             return unprocessable(f"video {video!r} is not a YouTube video id (11 letters, digits, - or _)")
-        results = holder.get().answer(q, k=k, channel=channel, video=video)
+        with turns:
+            results = holder.get().answer(q, k=k, channel=channel, video=video)
         return JSONResponse(
             {
                 "question": q,
@@ -213,7 +222,8 @@ def create_app(index_dir: Path, hosts: Sequence[str] | None = None) -> FastAPI:
     @app.get("/api/locate", response_model=None)
     def locate(q: str = Query(description="The claim or quote, at most 1,000 characters.")) -> JSONResponse:
         """`ytnotes locate CLAIM --json`: the one sentence a claim comes from, and a confidence."""
-        result = holder.get().locate(q)
+        with turns:
+            result = holder.get().locate(q)
         return JSONResponse(
             {
                 "claim": q,
@@ -361,7 +371,9 @@ def page_url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def serve(index_dir: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+def serve(
+    index_dir: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, concurrency: int | None = None
+) -> None:
     """Open the index, listen, print the address, and answer until interrupted (Ctrl-C)."""
     import sys
 
@@ -379,7 +391,7 @@ def serve(index_dir: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -
     hosts = [*LOOPBACK_NAMES, host] if is_loopback(host) else None
     sock = listen(host, port)  # first: a busy port is said at once, before the index is loaded
     try:
-        app = create_app(index_dir, hosts=hosts)
+        app = create_app(index_dir, hosts=hosts, concurrency=concurrency)
     except BaseException:
         sock.close()
         raise

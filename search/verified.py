@@ -57,6 +57,10 @@ class Verified:
         """Write what was checked (best effort: a failure only means hashing again next time)."""
         if not self._changed:
             return
+        # Left by a build killed while writing (builds hold a lock: any other is stale).
+        for stale in self.folder.glob(f".{FILE}.*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         tmp = self.folder / f".{FILE}.{os.getpid()}"
         try:
             tmp.write_text(json.dumps(self._seen), encoding="utf-8")

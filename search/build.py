@@ -131,6 +131,9 @@ def _build(
     paths = list(find_notes(notes_dir, skipped))
     if not paths:
         raise YtnotesError(f"no .md notes in {notes_dir}; pass the folder that holds your notes")
+    # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
+    # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
+    embed.ensure_exported(index_dir)
     old_notes: dict[str, str] = previous.manifest["notes"] if previous else {}
 
     notes: list[NoteData] = []
@@ -155,7 +158,6 @@ def _build(
 
     removed = len(set(old_notes) - {n.rel for n in notes})
     if previous is not None and changed == 0 and removed == 0 and not skipped_changed(previous, skipped):
-        _refresh_exported_model(index_dir)
         return BuildReport(
             notes=len(notes),
             chunks=previous.manifest["counts"]["chunks"],
@@ -202,12 +204,6 @@ def _build(
         reused_chunks=reused_chunks,
         removed_notes=removed,
     )
-
-
-def _refresh_exported_model(index_dir: Path) -> None:
-    """An up-to-date index still gets its exported model checked: made again when damaged (its files hash
-    otherwise than recorded), and its fast-loading question copy rewritten when onnxruntime changed."""
-    embed.ensure_exported(index_dir)
 
 
 def skipped_changed(previous: Previous, skipped: list[NoteError]) -> bool:

@@ -6,6 +6,7 @@ message says how), 2 an internal error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -173,7 +174,9 @@ def serve(
     """Serve a search page and a JSON API (the `--json` documents) with the index kept loaded."""
     from search.server import serve as run_server
 
-    run_server(index, host=host, port=port, concurrency=concurrency)
+    # Ctrl-C is how a server is stopped (uvicorn has shut down when it re-raises it): a normal end, status 0.
+    with contextlib.suppress(KeyboardInterrupt):
+        run_server(index, host=host, port=port, concurrency=concurrency)
 
 
 def _open_in_browser(results: list[Any]) -> None:
@@ -227,7 +230,12 @@ class _progress:
 def main() -> None:
     """Entry point: run the app and turn errors into one line and an exit status."""
     try:
-        app(standalone_mode=False)
+        # Typer turns Ctrl-C into exit status 130 and, outside standalone mode, returns it rather than exiting.
+        status = app(standalone_mode=False)
+        if isinstance(status, int) and status != 0:
+            if status == 130:
+                typer.echo("interrupted", err=True)
+            sys.exit(status)
         if len(sys.argv) > 1 and sys.argv[1] in QUICK_EXIT:
             # A read-only command is done once its output is out: skip the interpreter's teardown of torch-free
             # but large native modules (onnxruntime, FAISS), about 0.1 s of a 0.5 s question.

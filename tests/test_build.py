@@ -296,3 +296,34 @@ def test_an_error_while_encoding_fails_the_build_and_keeps_the_old_index(
     assert fingerprint(index) == before
     assert not [p.name for p in index.glob(".tmp-*")]
     assert not [t.name for t in threading.enumerate() if t.name.startswith("ytnotes-encode")]
+
+
+def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
+    """Ctrl-C while a first build exports the model (seconds of torch): exit status 130 and "interrupted", no
+    half-written export, no index. (Typer returns 130 instead of raising; the CLI used to exit 0 in silence.)"""
+    import signal
+    import time
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    shutil.copy(GOOD, notes / GOOD.name)
+    index = tmp_path / "index"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search", "build", str(notes), "--index", str(index)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while not (index / "encoder").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside the export: importing torch alone takes seconds
+    assert proc.poll() is None, "the first build ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert err.strip().splitlines()[-1] == "interrupted", err
+    assert not (index / store.CURRENT).exists()
+    assert not [p.name for p in (index / "encoder").iterdir()]

@@ -1,7 +1,7 @@
 """The `ytnotes` command line: parses arguments, calls the library, prints results.
 
 Results go to stdout, progress and warnings to stderr. Exit status: 0 ok, 1 a problem the user can fix (the
-message says how), 2 an internal error.
+message says how), 2 an internal error, 130 interrupted (Ctrl-C; `serve` stopped by it ends with 0).
 """
 
 from __future__ import annotations

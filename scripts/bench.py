@@ -69,6 +69,11 @@ def run_rss(cmd: list[str]) -> tuple[float, int, str]:
     return wall, usage.ru_maxrss // 1024, out + err
 
 
+def live(index: Path) -> Path:
+    """The generation folder CURRENT names."""
+    return index / (index / "CURRENT").read_text().strip()
+
+
 def size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -92,12 +97,12 @@ def main() -> int:
     rows.append(("first build (exports the model once)", f"{first:.1f} s, peak RSS {first_rss} MB"))
     # Rounds of (ytnotes full build, naive run), interleaved so that the machine's drift (its speed moves by 10-20 %
     # within minutes) touches both alike; each ratio is the median of the rounds' ratios.
-    gen = Path(index / (index / "CURRENT").read_text().strip())
+    gen = live(index)
     n_chunks = sqlite3.connect(gen / "meta.sqlite").execute("SELECT count(*) FROM chunks").fetchone()[0]
     builds, naive, naive_whole, naive_rss = [], [], [], 0
     for _ in range(args.builds):
         builds.append(run_rss([*YTNOTES, "build", str(notes), "--index", str(index), "--full", "-v"]))
-        gen = Path(index / (index / "CURRENT").read_text().strip())
+        gen = live(index)
         wall, rss, out = run_rss([sys.executable, "-c", NAIVE, str(gen / "meta.sqlite")])
         count, seconds = out.split()[:2]
         naive.append(int(count) / float(seconds))
@@ -162,7 +167,7 @@ def main() -> int:
         )
     )
 
-    gen = Path(index / (index / "CURRENT").read_text().strip())
+    gen = live(index)
     rows.append(
         (
             "index size on disk",

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -101,11 +102,20 @@ def client(
     conn.close()
 
 
+@dataclass
+class Run:
+    """One timed run: every latency (ms, sorted), every error, its length, and the load average before it."""
+
+    ms: list[float]
+    errors: list[str]
+    elapsed: float
+    load_before: float
+
+
 def measure(
     index: Path, questions: list[str], clients: int, seconds: float, endpoint: str, concurrency: int | None
-) -> tuple[list[float], list[str], float, float]:
-    """Start the server, let the clients ask for ``seconds``; latencies (ms, sorted), errors, elapsed seconds and
-    the load average before the run."""
+) -> Run:
+    """Start the server, let the clients ask for ``seconds``."""
     proc, url = start_server(index, concurrency)
     try:
         parts = urlsplit(url)
@@ -139,39 +149,25 @@ def measure(
         except subprocess.TimeoutExpired:
             proc.kill()
     all_ms = sorted(1000 * x for per in latencies for x in per)
-    return all_ms, [e for per in errors for e in per], elapsed, load_before
+    return Run(all_ms, [e for per in errors for e in per], elapsed, load_before)
 
 
-def report(
-    all_ms: list[float],
-    all_errors: list[str],
-    elapsed: float,
-    load_before: float,
-    clients: int,
-    seconds: float,
-    endpoint: str,
-    notes: Path,
-    n_questions: int,
-    server: str,
-) -> None:
-    p50, p90, p99 = (percentile(all_ms, p) for p in (50, 90, 99))
+def report(run: Run, title: str, clients: int) -> None:
+    p50, p90, p99 = (percentile(run.ms, p) for p in (50, 90, 99))
+    print(title)
+    print(f"requests    {len(run.ms)} answered, {len(run.ms) / run.elapsed:.1f}/s")
     print(
-        f"{clients} client{'s' if clients != 1 else ''}, {seconds:.0f} s, {server}, GET /api/{endpoint} on "
-        f"{notes} ({n_questions} questions, {os.cpu_count()} cores shared by server and clients)"
+        f"latency ms  p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  max {run.ms[-1] if run.ms else float('nan'):.1f}"
     )
-    print(f"requests    {len(all_ms)} answered, {len(all_ms) / elapsed:.1f}/s")
-    print(
-        f"latency ms  p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  max {all_ms[-1] if all_ms else float('nan'):.1f}"
-    )
-    print(f"errors      {len(all_errors)}" + (f" (first: {all_errors[0]})" if all_errors else ""))
+    print(f"errors      {len(run.errors)}" + (f" (first: {run.errors[0]})" if run.errors else ""))
     # Other work on the machine takes cores from the server: the 1-minute load average before the run says how much.
-    print(f"machine     load average {load_before:.2f} before the run (1 min)")
+    print(f"machine     load average {run.load_before:.2f} before the run (1 min)")
     verdict = [
         f"p50 {'≤' if p50 <= TARGET_P50_MS else '>'} {TARGET_P50_MS} ms",
         f"p99 {'≤' if p99 <= TARGET_P99_MS else '>'} {TARGET_P99_MS} ms",
-        f"errors {'= 0' if not all_errors else '> 0'}",
+        f"errors {'= 0' if not run.errors else '> 0'}",
     ]
-    met = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS and not all_errors
+    met = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS and not run.errors
     for_8 = "" if clients == 8 else " (the targets are set for 8 clients)"
     print(f"targets     {'met' if met else 'NOT met'}: {', '.join(verdict)}{for_8}")
 
@@ -214,23 +210,15 @@ def main() -> int:
             json.loads(line)["q"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line
         ]
         for clients, concurrency, server in runs:
-            all_ms, all_errors, elapsed, load = measure(
-                args.index, questions, clients, args.seconds, args.endpoint, concurrency
+            run = measure(args.index, questions, clients, args.seconds, args.endpoint, concurrency)
+            title = (
+                f"{clients} client{'s' if clients != 1 else ''}, {args.seconds:.0f} s, {server}, "
+                f"GET /api/{args.endpoint} on {args.notes} ({len(questions)} questions, {os.cpu_count()} cores "
+                "shared by server and clients)"
             )
-            report(
-                all_ms,
-                all_errors,
-                elapsed,
-                load,
-                clients,
-                args.seconds,
-                args.endpoint,
-                args.notes,
-                len(questions),
-                server,
-            )
-            errors += len(all_errors)
-            rates.append(len(all_ms) / elapsed)
+            report(run, title, clients)
+            errors += len(run.errors)
+            rates.append(len(run.ms) / run.elapsed)
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)

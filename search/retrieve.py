@@ -85,7 +85,8 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         keys = ("seconds", "timestamp", "url", "sentence", "note", "line", "heading", "score")
-        return {**self.hit.to_json(), "moments": [{k: m.to_json()[k] for k in keys} for m in self.moments]}
+        moments = [m.to_json() for m in self.moments]
+        return {**self.hit.to_json(), "moments": [{k: m[k] for k in keys} for m in moments]}
 
 
 #: Hits of one video closer than this many seconds are one moment (notes often cite one stretch of talk twice).
@@ -243,11 +244,10 @@ class Index:
             raise YtnotesError(f"-k must be between 1 and 50, not {k}")
         query, moments = self._moments(question, channel, video, rank.HYBRID)
         # Grouped before Hits are made: only the moments shown are read in full.
-        results = []
-        for n, (lead, others) in enumerate(group_moments(moments[:50], k), 1):
-            hit = self._moment_hit(n, moments[lead], query)
-            results.append(Result(hit, [self._moment_hit(n, moments[j], query) for j in others]))
-        return results
+        groups = group_moments(moments[:50], k)
+        shown = [(n, moments[i]) for n, (lead, others) in enumerate(groups, 1) for i in (lead, *others)]
+        hits = iter(self._moment_hits(shown, query))
+        return [Result(next(hits), [next(hits) for _ in others]) for _, others in groups]
 
     def ask(
         self,
@@ -262,7 +262,7 @@ class Index:
         if not 1 <= k <= 50:
             raise YtnotesError(f"-k must be between 1 and 50, not {k}")
         query, moments = self._moments(question, channel, video, weights)
-        return [self._moment_hit(r, m, query) for r, m in enumerate(moments[:k], 1)]
+        return self._moment_hits(list(enumerate(moments[:k], 1)), query)
 
     def _moments(
         self, question: str, channel: str | None, video: str | None, weights: rank.Weights
@@ -273,10 +273,18 @@ class Index:
         query, asked = self._encode_question(question)
         return query[0], self._rank_moments(question, query, asked, allowed, weights)
 
-    def _moment_hit(self, n: int, moment: Moment, query: np.ndarray) -> Hit:
-        """Moment read in full as the n-th hit. Its score is the passage's cosine similarity with the question."""
-        score = float(self.chunks.reconstruct(moment.chunk) @ query)
-        return self._hit(n, score, moment.chunk, query, best_segment=moment.segment)
+    def _moment_hits(self, ranked: list[tuple[int, Moment]], query: np.ndarray) -> list[Hit]:
+        """Moments read in full as hits, each with its rank. A hit's score is its passage's cosine similarity with
+        the question."""
+        import numpy as np
+
+        if not ranked:
+            return []
+        chunk_ids = [m.chunk for _, m in ranked]
+        scores = self.chunks.reconstruct_batch(np.asarray(chunk_ids, dtype=np.int64)) @ query
+        return self._hits(
+            [(n, float(s), m.chunk, m.segment) for (n, m), s in zip(ranked, scores, strict=True)]
+        )
 
     def _encode_question(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
         """The question's vector (a 1-row array) and its informative words' vectors, from one pass of the model
@@ -402,7 +410,7 @@ class Index:
         # vectors are pooled in context, so their cosine with a verbatim quote is lower and varies).
         sentence = self.db.execute("SELECT text FROM segments WHERE id = ?", (seg_id,)).fetchone()["text"]
         similarity = float(self.encoder.encode([sentence])[0] @ query[0])
-        hit = self._hit(1, similarity, chunk_id, query[0], best_segment=seg_id)
+        (hit,) = self._hits([(1, similarity, chunk_id, seg_id)])
         return Located(similarity >= LOCATE_THRESHOLD, similarity, hit)
 
     def _candidates(
@@ -482,42 +490,50 @@ class Index:
             return f"no notes about video {video} in the index"
         return f"no notes match both --channel {channel} and --video {video}"
 
-    def _hit(
-        self, rank: int, score: float, chunk_id: int, query: np.ndarray, best_segment: int | None = None
-    ) -> Hit:
-        chunk = self.db.execute(
-            "SELECT c.*, n.path, n.title, n.channel, n.video_id FROM chunks c JOIN notes n ON n.id = c.note_id "
-            "WHERE c.id = ?",
-            (chunk_id,),
-        ).fetchone()
-        segs = self.db.execute(
-            "SELECT * FROM segments WHERE chunk_id = ? ORDER BY id", (chunk_id,)
-        ).fetchall()
-        if best_segment is None:
-            vectors = self.segments.reconstruct_n(chunk["seg_start"], chunk["seg_end"] - chunk["seg_start"])
-            best = int((vectors @ query).argmax())
-        else:
+    def _hits(self, wanted: list[tuple[int, float, int, int]]) -> list[Hit]:
+        """Hits read in full, in the order asked: each (rank, score, passage id, id of its best segment)."""
+        chunk_ids = json.dumps(sorted({chunk_id for _, _, chunk_id, _ in wanted}))
+        chunks = {
+            row["id"]: row
+            for row in self.db.execute(
+                "SELECT c.*, n.path, n.title, n.channel, n.video_id FROM chunks c JOIN notes n ON n.id = c.note_id "
+                "WHERE c.id IN (SELECT value FROM json_each(?))",
+                (chunk_ids,),
+            )
+        }
+        segments: dict[int, list[sqlite3.Row]] = {}
+        for seg in self.db.execute(
+            "SELECT * FROM segments WHERE chunk_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+            (chunk_ids,),
+        ):
+            segments.setdefault(seg["chunk_id"], []).append(seg)
+        notes_dir = Path(self.manifest["notes_dir"])
+        hits = []
+        for place, score, chunk_id, best_segment in wanted:
+            chunk, segs = chunks[chunk_id], segments[chunk_id]
             best = best_segment - chunk["seg_start"]
-        seg = segs[best]
-        before, after = _context([s["text"] for s in segs], best)
-        times = [t for s in segs for t in json.loads(s["times"])]
-        return Hit(
-            rank=rank,
-            score=score,
-            note=chunk["path"],
-            path=str(Path(self.manifest["notes_dir"]) / chunk["path"]),
-            line=seg["line"],
-            title=chunk["title"],
-            channel=chunk["channel"],
-            video_id=chunk["video_id"],
-            heading=json.loads(chunk["heading"]),
-            sentence=seg["text"],
-            before=before,
-            after=after,
-            seconds=seg["link_time"],
-            timed=bool(json.loads(seg["times"])),
-            times=times,
-        )
+            seg = segs[best]
+            before, after = _context([s["text"] for s in segs], best)
+            hits.append(
+                Hit(
+                    rank=place,
+                    score=score,
+                    note=chunk["path"],
+                    path=str(notes_dir / chunk["path"]),
+                    line=seg["line"],
+                    title=chunk["title"],
+                    channel=chunk["channel"],
+                    video_id=chunk["video_id"],
+                    heading=json.loads(chunk["heading"]),
+                    sentence=seg["text"],
+                    before=before,
+                    after=after,
+                    seconds=seg["link_time"],
+                    timed=bool(json.loads(seg["times"])),
+                    times=[t for s in segs for t in json.loads(s["times"])],
+                )
+            )
+        return hits
 
 
 def open_index(index_dir: Path, encoder: embed.Encoder | None = None, one_shot: bool = False) -> Index:

@@ -9,8 +9,9 @@ loopback port, and once it answers, each client (a thread with its own keep-aliv
 evaluation questions (scripts/eval/questions.jsonl, 468 of them, each client starting at its own place) one after
 another, without pause, until the time is up. Printed: requests/s, latency percentiles over every request, and
 errors (any answer but 200, or a failed connection). The clients share the machine's cores with the server.
-Three runs: the server as it runs by default (as many questions at once as cores, the others waiting their
-turn), the same without that limit, and the default server with one client.
+Three runs: the server as it runs by default (one answering process per core), the same answering in its own
+process (`--workers 1`), and the default server with one client. Each run also prints the CPU time the server
+(with its worker processes) spent per answer, from /proc.
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ QUESTIONS = REPO / "scripts" / "eval" / "questions.jsonl"
 #: The targets of issue 5, for 8 clients.
 TARGET_P50_MS = 20
 TARGET_P99_MS = 100
-#: A limit no run reaches: the server without one.
-UNLIMITED = 64
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -49,11 +48,10 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def start_server(index: Path, concurrency: int | None) -> tuple[subprocess.Popen[str], str]:
+def start_server(index: Path, options: list[str]) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    limit = [] if concurrency is None else ["--concurrency", str(concurrency)]
     proc = subprocess.Popen(
-        [*YTNOTES, "serve", "--index", str(index), "--port", "0", *limit],
+        [*YTNOTES, "serve", "--index", str(index), "--port", "0", *options],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -104,19 +102,34 @@ def client(
 
 @dataclass
 class Run:
-    """One timed run: every latency (ms, sorted), every error, its length, and the load average before it."""
+    """One timed run: every latency (ms, sorted), every error, its length, the load average before it, and the
+    CPU seconds the server and its workers spent in it."""
 
     ms: list[float]
     errors: list[str]
     elapsed: float
     load_before: float
+    server_cpu: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and of its children alive now (Linux /proc)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def measure(
-    index: Path, questions: list[str], clients: int, seconds: float, endpoint: str, concurrency: int | None
+    index: Path, questions: list[str], clients: int, seconds: float, endpoint: str, options: list[str]
 ) -> Run:
     """Start the server, let the clients ask for ``seconds``."""
-    proc, url = start_server(index, concurrency)
+    proc, url = start_server(index, options)
     try:
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -128,6 +141,7 @@ def measure(
         errors: list[list[str]] = [[] for _ in range(clients)]
         spacing = len(questions) // clients
         load_before = os.getloadavg()[0]
+        cpu_before = cpu_seconds(proc.pid)
         began = time.perf_counter()
         deadline = began + seconds
         threads = [
@@ -142,6 +156,7 @@ def measure(
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - began
+        server_cpu = cpu_seconds(proc.pid) - cpu_before
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -149,7 +164,7 @@ def measure(
         except subprocess.TimeoutExpired:
             proc.kill()
     all_ms = sorted(1000 * x for per in latencies for x in per)
-    return Run(all_ms, [e for per in errors for e in per], elapsed, load_before)
+    return Run(all_ms, [e for per in errors for e in per], elapsed, load_before, server_cpu)
 
 
 def report(run: Run, title: str, clients: int) -> None:
@@ -160,6 +175,10 @@ def report(run: Run, title: str, clients: int) -> None:
         f"latency ms  p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  max {run.ms[-1] if run.ms else float('nan'):.1f}"
     )
     print(f"errors      {len(run.errors)}" + (f" (first: {run.errors[0]})" if run.errors else ""))
+    if run.ms:
+        print(
+            f"server CPU  {1000 * run.server_cpu / len(run.ms):.1f} ms per answer (the server and its workers)"
+        )
     # Other work on the machine takes cores from the server: the 1-minute load average before the run says how much.
     print(f"machine     load average {run.load_before:.2f} before the run (1 min)")
     verdict = [
@@ -187,12 +206,12 @@ def main() -> int:
     if args.index is None:
         work = Path(tempfile.mkdtemp(prefix="ytnotes-bench-serve-"))
         args.index = work / "index"
-    # The server as it runs by default (one question per core at a time), the same without that limit, and
-    # the default with one client.
-    runs = [
-        (args.clients, None, "default server"),
-        (args.clients, UNLIMITED, f"--concurrency {UNLIMITED}"),
-        (1, None, "default server"),
+    # The server as it runs by default (one answering process per core), the same answering in its own process,
+    # and the default with one client.
+    runs: list[tuple[int, list[str], str]] = [
+        (args.clients, [], "default server"),
+        (args.clients, ["--workers", "1"], "--workers 1"),
+        (1, [], "default server"),
     ]
     errors = 0
     rates = []
@@ -209,8 +228,8 @@ def main() -> int:
         questions = [
             json.loads(line)["q"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line
         ]
-        for clients, concurrency, server in runs:
-            run = measure(args.index, questions, clients, args.seconds, args.endpoint, concurrency)
+        for clients, options, server in runs:
+            run = measure(args.index, questions, clients, args.seconds, args.endpoint, options)
             title = (
                 f"{clients} client{'s' if clients != 1 else ''}, {args.seconds:.0f} s, {server}, "
                 f"GET /api/{args.endpoint} on {args.notes} ({len(questions)} questions, {os.cpu_count()} cores "
@@ -222,7 +241,7 @@ def main() -> int:
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"throughput  default / unlimited with {args.clients} clients: {rates[0] / rates[1]:.2f}x")
+    print(f"throughput  default / --workers 1 with {args.clients} clients: {rates[0] / rates[1]:.2f}x")
     return 0 if not errors else 1
 
 

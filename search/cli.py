@@ -161,13 +161,14 @@ def serve(
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")
     ] = 8765,
-    concurrency: Annotated[
+    workers: Annotated[
         int | None,
         typer.Option(
-            "--concurrency",
+            "--workers",
             min=1,
-            max=256,
-            help="Questions answered at once; the others wait their turn (default: one per core).",
+            max=64,
+            help="Processes answering questions, each with the index loaded (default: one per core; 1: answer "
+            "in the server's own process).",
         ),
     ] = None,
 ) -> None:
@@ -176,7 +177,7 @@ def serve(
 
     # Ctrl-C is how a server is stopped (uvicorn has shut down when it re-raises it): a normal end, status 0.
     with contextlib.suppress(KeyboardInterrupt):
-        run_server(index, host=host, port=port, concurrency=concurrency)
+        run_server(index, host=host, port=port, workers=workers)
 
 
 def _open_in_browser(results: list[Any]) -> None:

@@ -8,10 +8,9 @@
 
 Invalid input gets a 422 whose body is ``{"detail": "<one line saying what to change>"}``, never a 500.
 
-A build writes a new generation and points CURRENT at it. Each request reads CURRENT (one small file) and, when
-it names another generation, the first such request opens it (under a lock, so only once) and swaps it in; a
-request that started on the old index keeps its reference and finishes on it. FastAPI, uvicorn and the index are
-imported inside functions, so `ytnotes --help` stays fast.
+The questions are answered by `search.answering`: by default in one worker process per core (each with the index
+loaded), or in this process with `--workers 1`. A build that swaps in a new index is noticed on the next question.
+FastAPI, uvicorn and the index are imported inside functions, so `ytnotes --help` stays fast.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import ipaddress
 import logging
 import os
 import socket
-import threading
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,16 +31,14 @@ from search.errors import YtnotesError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from search.retrieve import Index
 
 log = logging.getLogger("ytnotes.serve")
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-#: Questions answered at once by default (the others wait their turn): one per core. More only makes the threads
-#: take the interpreter lock from each other; see the README's serve figures.
-ANSWERING_AT_ONCE = os.cpu_count() or 1
+#: Processes answering questions by default: one per core (see `search.answering`).
+WORKERS = os.cpu_count() or 1
 #: The Host headers a server bound to a loopback address answers to. Any other name is refused, so that a web page
 #: elsewhere cannot read the notes through DNS rebinding (its own name resolved to 127.0.0.1).
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -66,104 +63,23 @@ PARAMETER_RULES = {
 }
 
 
-class IndexHolder:
-    """The live index of a folder, swapped for the new generation when a build replaces CURRENT.
-
-    `get()` costs one read of CURRENT. The Index it returns stays usable after a swap (its SQLite file is open
-    and its vectors are in memory, even once a later build deletes its folder), so a request uses the one it got
-    from start to end. A generation that fails to open is logged once and the old index keeps answering."""
-
-    def __init__(self, index_dir: Path) -> None:
-        from search.retrieve import open_index
-
-        self.dir = index_dir
-        self._lock = threading.Lock()
-        self._index: Index = open_index(index_dir)
-        self._index.encoder.encode(
-            ["warm up"]
-        )  # the first run of an ONNX session is slow; not a user's question
-        self._name = self._index.generation.name
-        #: The generation that could not be opened and why (not retried until CURRENT names another).
-        self.failed: tuple[str, str] | None = None
-
-    def get(self) -> Index:
-        """The index to answer from: the one CURRENT names, once it has been opened."""
-        name = self._current_name()
-        if name is None:
-            return self._index
-        if self.failed is not None:
-            if self.failed[0] == name:
-                return self._index
-            self.failed = None  # CURRENT is readable again, or names another generation
-        if name == self._name:
-            return self._index
-        # One request opens the new generation; the others meanwhile answer from the old one rather than wait.
-        if self._lock.acquire(blocking=False):
-            try:
-                if name != self._name:  # another request may have swapped it in just before
-                    self._swap(name)
-            finally:
-                self._lock.release()
-        return self._index
-
-    @property
-    def generation(self) -> str:
-        return self._name
-
-    def _current_name(self) -> str | None:
-        try:
-            return (self.dir / store.CURRENT).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            if self.failed is None or self.failed[0] != "":
-                log.warning(
-                    "cannot read %s (%s); answering from %s", self.dir / store.CURRENT, exc, self._name
-                )
-                self.failed = ("", str(exc))
-            return None
-
-    def _swap(self, name: str) -> None:
-        from search.retrieve import open_index
-
-        old = self._index
-        try:
-            manifest = store.read_manifest(store.current_generation(self.dir))
-            same_encoder = _encoder_path(manifest) == _encoder_path(old.manifest)
-            # The model stays loaded across generations built with the same one.
-            new = open_index(self.dir, old.encoder if same_encoder else None)
-            if not same_encoder:
-                new.encoder.encode(["warm up"])
-        except Exception as exc:  # whatever it is, the index in use keeps answering
-            log.warning("cannot open the new index %s (%s); still answering from %s", name, exc, self._name)
-            self.failed = (name, str(exc))
-            return
-        # Each step reads CURRENT again: a build that finished meanwhile is the one opened, which is right.
-        self._index = new
-        self._name = new.generation.name
-        self.failed = None
-        log.info("now answering from %s (%s notes)", self._name, new.manifest["counts"]["notes"])
-
-
-def _encoder_path(manifest: dict[str, Any]) -> object:
-    return (manifest.get("encoder") or {}).get("path")
-
-
-def create_app(
-    index_dir: Path, hosts: Sequence[str] | None = None, concurrency: int | None = None
-) -> FastAPI:
-    """The web app over the index in a folder. `hosts`: the Host names to answer to (None: any); `concurrency`:
-    questions answered at once (default ANSWERING_AT_ONCE).
+def create_app(index_dir: Path, hosts: Sequence[str] | None = None, workers: int = 1) -> FastAPI:
+    """The web app over the index in a folder. `hosts`: the Host names to answer to (None: any); `workers`:
+    processes answering questions (1: this process answers them; see `search.answering`); `app.state.answerer`
+    is to be closed when the app is done.
 
     Opens the index now, so a missing or unusable one is a YtnotesError here rather than on the first request."""
-    from fastapi import FastAPI, Query, Request
+    from fastapi import FastAPI, Query, Request, Response
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
 
-    from search.retrieve import LOCATE_THRESHOLD
+    from search.answering import InProcess, WorkerPool
     from search.timestamps import valid_video_id
 
-    holder = IndexHolder(index_dir)
-    turns = threading.BoundedSemaphore(concurrency or ANSWERING_AT_ONCE)
+    answerer = (
+        InProcess(index_dir, at_once=os.cpu_count() or 1) if workers == 1 else WorkerPool(index_dir, workers)
+    )
     app = FastAPI(
         title="ytnotes",
         summary="Search notes taken from videos; the JSON mirrors `ytnotes ask|locate|info --json`.",
@@ -172,10 +88,13 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
-    app.state.holder = holder
+    app.state.answerer = answerer
 
     def unprocessable(message: str) -> JSONResponse:
         return JSONResponse({"detail": message}, status_code=422)
+
+    async def document(kind: str, **params: Any) -> Response:
+        return Response(await answerer(kind, params), media_type="application/json")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -195,58 +114,31 @@ def create_app(
         )
 
     @app.get("/api/ask", response_model=None)
-    def ask(
+    async def ask(
         q: str = Query(description="The question, at most 1,000 characters."),
         k: int = Query(5, ge=1, le=50, description="How many videos to answer with."),
         channel: str | None = Query(None, description="Only notes from this channel."),
         video: str | None = Query(None, description="Only notes about this YouTube video id."),
-    ) -> JSONResponse:
+    ) -> Response:
         """`ytnotes ask QUESTION --json`: the best videos, each with its best passage and other moments."""
-        channel = channel or None
-        video = video or None
-        if video is not None and not valid_video_id(video):
+        if video and not valid_video_id(video):
             return unprocessable(f"video {video!r} is not a YouTube video id (11 letters, digits, - or _)")
-        with turns:
-            results = holder.get().answer(q, k=k, channel=channel, video=video)
-        return JSONResponse(
-            {
-                "question": q,
-                "k": k,
-                "channel": channel,
-                "video": video,
-                "answer": results[0].hit.to_json() if results else None,
-                "results": [r.to_json() for r in results],
-            }
-        )
+        return await document("ask", q=q, k=k, channel=channel or None, video=video or None)
 
     @app.get("/api/locate", response_model=None)
-    def locate(q: str = Query(description="The claim or quote, at most 1,000 characters.")) -> JSONResponse:
+    async def locate(q: str = Query(description="The claim or quote, at most 1,000 characters.")) -> Response:
         """`ytnotes locate CLAIM --json`: the one sentence a claim comes from, and a confidence."""
-        with turns:
-            result = holder.get().locate(q)
-        return JSONResponse(
-            {
-                "claim": q,
-                "found": result.found,
-                "confidence": round(result.confidence, 4),
-                "threshold": LOCATE_THRESHOLD,
-                "result": result.hit.to_json() if result.hit else None,
-            }
-        )
+        return await document("locate", q=q)
 
     @app.get("/api/info", response_model=None)
-    def info() -> JSONResponse:
+    async def info() -> Response:
         """`ytnotes info --json`: what is indexed."""
-        return JSONResponse(holder.get().info())
+        return await document("info")
 
     @app.get("/healthz", response_model=None)
-    def healthz() -> JSONResponse:
+    async def healthz() -> Response:
         """Up, and answering from this generation (plus why a newer one could not be opened, if so)."""
-        holder.get()
-        body: dict[str, Any] = {"status": "ok", "generation": holder.generation}
-        if holder.failed is not None:
-            body["warning"] = f"cannot use {holder.failed[0] or store.CURRENT}: {holder.failed[1]}"
-        return JSONResponse(body)
+        return await document("health")
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False, response_model=None)
     def page() -> FileResponse:
@@ -372,34 +264,37 @@ def page_url(sock: socket.socket) -> str:
 
 
 def serve(
-    index_dir: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, concurrency: int | None = None
+    index_dir: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int | None = None
 ) -> None:
     """Open the index, listen, print the address, and answer until interrupted (Ctrl-C)."""
-    import sys
-
     import uvicorn
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    from search.answering import log_to_stderr
 
+    log_to_stderr()
+    workers = workers or WORKERS
     warning = exposure_warning(host, port)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     hosts = [*LOOPBACK_NAMES, host] if is_loopback(host) else None
     sock = listen(host, port)  # first: a busy port is said at once, before the index is loaded
     try:
-        app = create_app(index_dir, hosts=hosts, concurrency=concurrency)
+        app = create_app(index_dir, hosts=hosts, workers=workers)
     except BaseException:
         sock.close()
         raise
-    holder: IndexHolder = app.state.holder
-    print(
-        f"Serving {page_url(sock)}  (index {index_dir}, {holder.generation}; Ctrl-C to stop)",
-        file=sys.stderr,
-        flush=True,
-    )
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        generation = store.current_generation(index_dir).name
+        answering = f"{workers} worker processes" if workers > 1 else "answering in this process"
+        print(
+            f"Serving {page_url(sock)}  (index {index_dir}, {generation}, {answering}; Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", server_header=False
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        app.state.answerer.close()
+        sock.close()

@@ -14,8 +14,10 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,8 @@ from fastapi.testclient import TestClient
 
 from conftest import EXPECTATIONS, SAMPLE_NOTES, run_cli
 from search import store
-from search.server import LOOPBACK_NAMES, STATIC, IndexHolder, create_app, exposure_warning
+from search.answering import IndexHolder
+from search.server import LOOPBACK_NAMES, STATIC, create_app, exposure_warning
 
 #: A note none of the sample notes resembles, added to force a new generation and recognise answers from it.
 NEW_NOTE = """---
@@ -322,6 +325,14 @@ def test_a_generation_that_cannot_be_opened_leaves_the_old_one_answering(
 def serving(index: Path, *args: str) -> Iterator[tuple[str, list[str]]]:
     """`ytnotes serve --index INDEX --port 0 ARGS` as a real process: yields its address and its stderr lines so
     far (the list grows while the server runs); stops it with SIGINT, as Ctrl-C does, and checks it exits 0."""
+    with server_process(index, *args) as (url, lines, proc):
+        yield url, lines
+    assert proc.returncode == 0, "\n".join(lines)
+
+
+@contextlib.contextmanager
+def server_process(index: Path, *args: str) -> Iterator[tuple[str, list[str], subprocess.Popen[str]]]:
+    """`serving`, yielding the process as well, and not checking how it ended."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.pop("YTNOTES_INDEX", None)
     cmd = [sys.executable, "-m", "search", "serve", "--index", str(index), "--port", "0", *args]
@@ -346,7 +357,7 @@ def serving(index: Path, *args: str) -> Iterator[tuple[str, list[str]]]:
             url = None
         if url is None:
             raise AssertionError(f"{cmd} did not start:\n" + "\n".join(lines))
-        yield url, lines
+        yield url, lines, proc
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -356,11 +367,12 @@ def serving(index: Path, *args: str) -> Iterator[tuple[str, list[str]]]:
                 proc.kill()
                 proc.wait()
         reader.join(timeout=10)
-    assert proc.returncode == 0, "\n".join(lines)
 
 
-def test_serve_answers_over_loopback_and_stops_on_ctrl_c(sample_index: Path) -> None:
-    with serving(sample_index) as (url, lines):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_answers_over_loopback_and_stops_on_ctrl_c(sample_index: Path, workers: str) -> None:
+    """Answering in the server's process, or in worker processes: SIGINT (Ctrl-C) stops them all, status 0."""
+    with server_process(sample_index, "--workers", workers) as (url, lines, proc):
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
         assert not any("warning" in line for line in lines)
         item = EXPECTATIONS["ask"][1]
@@ -368,6 +380,10 @@ def test_serve_answers_over_loopback_and_stops_on_ctrl_c(sample_index: Path) -> 
         assert (data["results"][0]["video_id"], data["results"][0]["seconds"]) == (item["video"], item["t"])
         page = httpx.get(f"{url}/", timeout=30)
         assert page.status_code == 200 and "content-security-policy" in page.headers
+        children = _workers_of(proc.pid)
+        assert len(children) == (0 if workers == "1" else 2)
+    assert proc.returncode == 0, "\n".join(lines)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
 
 
 def test_serve_swaps_index_under_load_without_an_error(tmp_path: Path, sample_index: Path) -> None:
@@ -421,6 +437,69 @@ def test_serve_swaps_index_under_load_without_an_error(tmp_path: Path, sample_in
         )
         assert http.get("/api/info").json()["notes"] == 18
     assert any(f"now answering from {after}" in line for line in lines)
+
+
+def _workers_of(server: int) -> set[int]:
+    """The answering processes of a `ytnotes serve` (multiprocessing's spawned children, not its resource
+    tracker)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == server and b"spawn_main" in cmdline:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _wait_for(condition: Any, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_serve_workers_share_questions_survive_a_dead_one_and_end_with_the_server(sample_index: Path) -> None:
+    """With --workers 2: questions asked at once are answered by both processes; when one is killed, the
+    questions go on being answered (by new processes); when the server itself is killed with SIGKILL (nothing
+    can clean up), its workers end too."""
+    item = EXPECTATIONS["ask"][1]
+
+    def top(url: str) -> tuple[str, int]:
+        first = httpx.get(f"{url}/api/ask", params={"q": item["q"]}, timeout=60).json()["results"][0]
+        return first["video_id"], first["seconds"]
+
+    with server_process(sample_index, "--workers", "2") as (url, lines, proc):
+        assert "2 worker processes" in lines[-1]
+        workers = _workers_of(proc.pid)
+        assert len(workers) == 2
+        with ThreadPoolExecutor(4) as pool:
+            assert set(pool.map(lambda _: top(url), range(8))) == {(item["video"], item["t"])}
+        busy = {pid: _cpu_seconds(pid) for pid in workers}
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: top(url), range(40)))
+        assert all(_cpu_seconds(pid) > busy[pid] for pid in workers)  # both answered some
+
+        os.kill(min(workers), signal.SIGKILL)
+        assert top(url) == (item["video"], item["t"])
+        replaced = _workers_of(proc.pid)
+        assert len(replaced) == 2 and not replaced & workers
+        assert any("an answering process ended" in line for line in lines)
+
+        os.kill(proc.pid, signal.SIGKILL)
+        assert _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in replaced), 20), replaced
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/healthz", timeout=5)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_serve_warns_when_others_can_connect(sample_index: Path) -> None:

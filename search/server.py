@@ -19,6 +19,7 @@ import errno
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -294,7 +295,18 @@ def serve(
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="off", server_header=False
         )
-        uvicorn.Server(config).run(sockets=[sock])
+        # uvicorn stops on SIGINT or SIGTERM once the requests in flight are answered, then raises the signal
+        # again: SIGTERM then ends like Ctrl-C (KeyboardInterrupt) rather than killing this process before the
+        # worker processes are stopped.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     finally:
         app.state.answerer.close()
         sock.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -497,6 +497,38 @@ def test_serve_workers_share_questions_survive_a_dead_one_and_end_with_the_serve
     assert proc.returncode == -signal.SIGKILL
 
 
+def test_serve_stopped_by_sigterm_to_its_process_group_ends_cleanly(sample_index: Path) -> None:
+    """A service manager's SIGTERM reaches the server and its workers at once: the server exits 0, with no
+    traceback or leaked-resource warning (uvicorn raises SIGTERM again once it has stopped; it used to kill the
+    server before the pool was shut down), and no worker is left."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "search",
+        "serve",
+        "--index",
+        str(sample_index),
+        "--port",
+        "0",
+        "--workers",
+        "2",
+    ]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    url = re.match(r"Serving (http://\S+?)/? ", first)
+    assert url, first
+    assert httpx.get(f"{url.group(1)}/healthz", timeout=30).json()["status"] == "ok"
+    workers = _workers_of(proc.pid)
+    assert len(workers) == 2
+    os.killpg(proc.pid, signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0, rest
+    assert rest == "", rest
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

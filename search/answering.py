@@ -208,7 +208,7 @@ class WorkerPool:
             initargs=(str(self.dir), os.getpid()),
         )
         try:
-            # Every process opens the index before the first question: a failure is said now, once.
+            # A process opens the index before it takes a task: waiting for these shows a failure now, once.
             for ready in [pool.submit(_ready) for _ in range(self.workers)]:
                 ready.result()
         except BaseException:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import logging
 import os
 import signal
 import socket
@@ -31,9 +30,6 @@ from search.errors import YtnotesError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-
-log = logging.getLogger("ytnotes.serve")
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_HOST = "127.0.0.1"

@@ -121,29 +121,15 @@ def _encoder_path(manifest: dict[str, Any]) -> object:
 def respond(holder: IndexHolder, kind: str, params: dict[str, Any]) -> bytes:
     """The JSON document of one request: ``kind`` "ask", "locate", "info" or "health"; ``params`` its checked
     query parameters. A question the index cannot answer raises YtnotesError (the API's 422)."""
+    from search.present import ask_json, locate_json
     from search.retrieve import LOCATE_THRESHOLD
 
     body: dict[str, Any]
     if kind == "ask":
         q, k, channel, video = params["q"], params["k"], params["channel"], params["video"]
-        results = holder.get().answer(q, k=k, channel=channel, video=video)
-        body = {
-            "question": q,
-            "k": k,
-            "channel": channel,
-            "video": video,
-            "answer": results[0].hit.to_json() if results else None,
-            "results": [r.to_json() for r in results],
-        }
+        body = ask_json(q, k, channel, video, holder.get().answer(q, k=k, channel=channel, video=video))
     elif kind == "locate":
-        result = holder.get().locate(params["q"])
-        body = {
-            "claim": params["q"],
-            "found": result.found,
-            "confidence": round(result.confidence, 4),
-            "threshold": LOCATE_THRESHOLD,
-            "result": result.hit.to_json() if result.hit else None,
-        }
+        body = locate_json(params["q"], holder.get().locate(params["q"]), LOCATE_THRESHOLD)
     elif kind == "info":
         body = holder.get().info()
     elif kind == "health":

@@ -93,23 +93,14 @@ def ask(
     ] = False,
 ) -> None:
     """Answer a question with the closest passages, each linked to its moment in the video."""
-    from search.present import ask_text
+    from search.present import ask_json, ask_text
     from search.retrieve import open_index
 
     results = open_index(index, one_shot=True).answer(question, k=k, channel=channel, video=video)
     if open_top:
         _open_in_browser(results)
     if as_json:
-        _json(
-            {
-                "question": question,
-                "k": k,
-                "channel": channel,
-                "video": video,
-                "answer": results[0].hit.to_json() if results else None,
-                "results": [r.to_json() for r in results],
-            }
-        )
+        _json(ask_json(question, k, channel, video, results))
     else:
         typer.echo(ask_text(results, sys.stdout.isatty()))
 
@@ -121,20 +112,12 @@ def locate(
     as_json: JsonOption = False,
 ) -> None:
     """Find the one sentence that a claim or quote comes from, with its time and link."""
-    from search.present import locate_text
+    from search.present import locate_json, locate_text
     from search.retrieve import LOCATE_THRESHOLD, open_index
 
     result = open_index(index, one_shot=True).locate(claim)
     if as_json:
-        _json(
-            {
-                "claim": claim,
-                "found": result.found,
-                "confidence": round(result.confidence, 4),
-                "threshold": LOCATE_THRESHOLD,
-                "result": result.hit.to_json() if result.hit else None,
-            }
-        )
+        _json(locate_json(claim, result, LOCATE_THRESHOLD))
     else:
         typer.echo(locate_text(result, LOCATE_THRESHOLD))
 

@@ -1,4 +1,4 @@
-"""Showing results to a person: plain text for the terminal. (`--json` output is Hit.to_json.)"""
+"""Showing results: plain text for the terminal, and the `--json` documents (which the server's API returns too)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,31 @@ def locate_text(result: Located, threshold: float) -> str:
             ]
         )
     )
+
+
+def ask_json(
+    question: str, k: int, channel: str | None, video: str | None, results: list[Result]
+) -> dict[str, Any]:
+    """The `ask --json` document (and `GET /api/ask`'s)."""
+    return {
+        "question": question,
+        "k": k,
+        "channel": channel,
+        "video": video,
+        "answer": results[0].hit.to_json() if results else None,
+        "results": [r.to_json() for r in results],
+    }
+
+
+def locate_json(claim: str, result: Located, threshold: float) -> dict[str, Any]:
+    """The `locate --json` document (and `GET /api/locate`'s)."""
+    return {
+        "claim": claim,
+        "found": result.found,
+        "confidence": round(result.confidence, 4),
+        "threshold": threshold,
+        "result": result.hit.to_json() if result.hit else None,
+    }
 
 
 def info_text(info: dict[str, Any]) -> str:

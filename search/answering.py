@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search import store
+from search.children import end_with_parent
 from search.errors import YtnotesError
 
 if TYPE_CHECKING:
@@ -230,12 +231,7 @@ _failure: YtnotesError | None = None
 def _start_worker(index_dir: str, parent: int) -> None:
     global _holder, _failure
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: end with the server
-        if os.getppid() != parent:  # the server ended before the line above
-            os._exit(0)
+    end_with_parent(parent)
     log_to_stderr()
     import faiss
 

@@ -165,7 +165,7 @@ def ensure_exported(index_dir: Path) -> Path:
         question_model.prepare(folder)
         return folder
     offline()
-    from search.onnx_export import export_onnx
+    from search.onnx_export import export_in_child
     from search.verified import Verified, file_sha256
 
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -175,7 +175,7 @@ def ensure_exported(index_dir: Path) -> Path:
         # The tracer's and the quantiser's warnings say nothing a user can act on; they would bury our own.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            onnx_path = export_onnx(model_path(), tmp)
+            onnx_path = export_in_child(model_path(), tmp)
             logging.disable(logging.WARNING)
             try:
                 quantize(onnx_path, tmp / INT8_FILE)

@@ -73,3 +73,43 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return target
+
+
+def export_in_child(model_dir: Path, out_dir: Path) -> Path:
+    """`export_onnx` in a child process, which ignores Ctrl-C; this process, interrupted, kills it.
+
+    torch's exporter calls back into Python from C++, where a KeyboardInterrupt can abort the whole process
+    ("terminate called after throwing an instance of 'pybind11::error_already_set'"), leaving its files behind.
+    The child's memory (torch, the traced model) is also returned when it ends. A failure is a RuntimeError
+    with the child's last line of error output."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "search.onnx_export", str(model_dir), str(out_dir), str(os.getpid())]
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _, err = child.communicate()
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    if child.returncode != 0:
+        lines = [line for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
+        raise RuntimeError(lines[-1] if lines else f"the model export ended with status {child.returncode}")
+    return out_dir / ONNX_NAME
+
+
+if __name__ == "__main__":
+    import signal
+    import sys
+    import warnings
+
+    from search.children import end_with_parent
+
+    signal.signal(
+        signal.SIGINT, signal.SIG_IGN
+    )  # Ctrl-C reaches the whole group; the parent ends this process
+    end_with_parent(int(sys.argv[3]), signal.SIGKILL)
+    # The tracer's warnings say nothing a user can act on.
+    warnings.simplefilter("ignore")
+    export_onnx(Path(sys.argv[1]), Path(sys.argv[2]))

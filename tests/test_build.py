@@ -330,3 +330,11 @@ def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path
     assert err.strip().splitlines()[-1] == "interrupted", err
     assert not (index / store.CURRENT).exists()
     assert not [p.name for p in (index / "encoder").iterdir()]
+    exporting = []  # the export runs in a child process, which must be gone too
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(index).encode() in cmdline.read_bytes():
+                exporting.append(cmdline.parent.name)
+        except OSError:
+            continue
+    assert not exporting

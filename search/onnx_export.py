@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ONNX_NAME = "model.onnx"
 TOKENIZER_NAME = "tokenizer.json"
@@ -81,35 +82,52 @@ def export_in_child(model_dir: Path, out_dir: Path) -> Path:
     torch's exporter calls back into Python from C++, where a KeyboardInterrupt can abort the whole process
     ("terminate called after throwing an instance of 'pybind11::error_already_set'"), leaving its files behind.
     The child's memory (torch, the traced model) is also returned when it ends. A failure is a RuntimeError
-    with the child's last line of error output."""
-    import subprocess
-    import sys
+    naming the child's error."""
+    import multiprocessing
+    import signal
 
-    cmd = [sys.executable, "-m", "search.onnx_export", str(model_dir), str(out_dir), str(os.getpid())]
-    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    # The child starts with Ctrl-C held back (a signal mask is inherited), then ignores it: one pressed while it
+    # starts cannot interrupt it half-way into a traceback. This process takes it once the child is started.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        _, err = child.communicate()
+        child = context.Process(
+            target=_export_main, args=(str(model_dir), str(out_dir), send, os.getpid()), name="ytnotes-export"
+        )
+        child.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    send.close()
+    try:
+        child.join()
     except BaseException:
         child.kill()
-        child.wait()
+        child.join()
         raise
-    if child.returncode != 0:
-        lines = [line for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
-        raise RuntimeError(lines[-1] if lines else f"the model export ended with status {child.returncode}")
+    try:
+        failure = receive.recv()  # sent only on failure: end of file once the child is done
+    except EOFError:
+        failure = None
+    receive.close()
+    if child.exitcode != 0:
+        raise RuntimeError(failure or f"the model export ended with status {child.exitcode}")
     return out_dir / ONNX_NAME
 
 
-if __name__ == "__main__":
+def _export_main(model_dir: str, out_dir: str, report: Any, parent: int) -> None:
+    """The child process of `export_in_child`."""
     import signal
-    import sys
     import warnings
 
     from search.children import end_with_parent
 
-    signal.signal(
-        signal.SIGINT, signal.SIG_IGN
-    )  # Ctrl-C reaches the whole group; the parent ends this process
-    end_with_parent(int(sys.argv[3]), signal.SIGKILL)
-    # The tracer's warnings say nothing a user can act on.
-    warnings.simplefilter("ignore")
-    export_onnx(Path(sys.argv[1]), Path(sys.argv[2]))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    end_with_parent(parent, signal.SIGKILL)
+    warnings.simplefilter("ignore")  # the tracer's warnings say nothing a user can act on
+    try:
+        export_onnx(Path(model_dir), Path(out_dir))
+    except BaseException as exc:
+        report.send(f"{type(exc).__name__}: {exc}")
+        raise SystemExit(1) from None

@@ -299,6 +299,19 @@ def test_an_error_while_encoding_fails_the_build_and_keeps_the_old_index(
     assert not [t.name for t in threading.enumerate() if t.name.startswith("ytnotes-encode")]
 
 
+def _spawned_children(parent: int) -> list[int]:
+    """The processes multiprocessing started afresh ("spawn") for a process."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
 @pytest.mark.parametrize("after", [0.3, 0.6, 1.0])
 def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path, after: float) -> None:
     """Ctrl-C while a first build exports the model (seconds of torch), at a few moments: exit status 130 and
@@ -324,17 +337,11 @@ def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path
         time.sleep(0.05)
     time.sleep(after)  # inside the export: importing torch and tracing the model take seconds
     assert proc.poll() is None, "the first build ended before it could be interrupted"
+    exporting = _spawned_children(proc.pid)  # the export runs in a child process, which must end too
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (proc.returncode, err)
     assert err.strip().splitlines()[-1] == "interrupted", err
     assert not (index / store.CURRENT).exists()
     assert not [p.name for p in (index / "encoder").iterdir()]
-    exporting = []  # the export runs in a child process, which must be gone too
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if str(index).encode() in cmdline.read_bytes():
-                exporting.append(cmdline.parent.name)
-        except OSError:
-            continue
-    assert not exporting
+    assert exporting and not [pid for pid in exporting if Path(f"/proc/{pid}").exists()]

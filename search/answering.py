@@ -175,8 +175,8 @@ class WorkerPool:
 
     The processes are started afresh (multiprocessing's "spawn"), never forked. They ignore Ctrl-C (it reaches
     the whole process group; the server stops them) and end with the server, even one killed with SIGKILL. When
-    one dies, the questions it held fail over once to a new pool. Creating the pool waits until every process
-    has opened the index, so a missing or damaged one is a YtnotesError here."""
+    one dies, the questions it held fail over once to a new pool. Creating the pool waits until its processes
+    have opened the index, so a missing or damaged one is a YtnotesError here."""
 
     def __init__(self, index_dir: Path, workers: int) -> None:
         self.dir = index_dir

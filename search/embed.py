@@ -172,7 +172,8 @@ def ensure_exported(index_dir: Path) -> Path:
     tmp = folder.parent / f".tmp-{os.getpid()}-{folder.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        # The tracer's and the quantiser's warnings say nothing a user can act on; they would bury our own.
+        # The quantiser's warnings say nothing a user can act on; they would bury our own. (The tracer runs in the
+        # export's child process, which silences its own.)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             onnx_path = export_in_child(model_path(), tmp)

@@ -49,3 +49,17 @@ def shared_notes() -> Path:
     if not SHARED_NOTES.is_dir():
         pytest.skip(f"the shared corpus is not beside the repo ({SHARED_NOTES} is missing)")
     return SHARED_NOTES
+
+
+def spawned_children(parent: int) -> set[int]:
+    """The processes multiprocessing started afresh ("spawn") for a process: the server's workers, a first
+    build's model export (not multiprocessing's resource tracker). Read from /proc (Linux)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+                found.add(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLE_NOTES, run_cli
+from conftest import SAMPLE_NOTES, run_cli, spawned_children
 from search import store
 
 GOOD = next(SAMPLE_NOTES.glob("stanford/*.md"))
@@ -299,19 +299,6 @@ def test_an_error_while_encoding_fails_the_build_and_keeps_the_old_index(
     assert not [t.name for t in threading.enumerate() if t.name.startswith("ytnotes-encode")]
 
 
-def _spawned_children(parent: int) -> list[int]:
-    """The processes multiprocessing started afresh ("spawn") for a process."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == parent and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
 @pytest.mark.parametrize("after", [0.3, 0.6, 1.0])
 def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path, after: float) -> None:
     """Ctrl-C while a first build exports the model (seconds of torch), at a few moments: exit status 130 and
@@ -337,7 +324,7 @@ def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path
         time.sleep(0.05)
     time.sleep(after)  # inside the export: importing torch and tracing the model take seconds
     assert proc.poll() is None, "the first build ended before it could be interrupted"
-    exporting = _spawned_children(proc.pid)  # the export runs in a child process, which must end too
+    exporting = spawned_children(proc.pid)  # the export runs in a child process, which must end too
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (proc.returncode, err)

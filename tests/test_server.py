@@ -25,7 +25,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import EXPECTATIONS, SAMPLE_NOTES, run_cli
+from conftest import EXPECTATIONS, SAMPLE_NOTES, run_cli, spawned_children
 from search import store
 from search.answering import IndexHolder
 from search.server import LOOPBACK_NAMES, STATIC, create_app, exposure_warning
@@ -380,7 +380,7 @@ def test_serve_answers_over_loopback_and_stops_on_ctrl_c(sample_index: Path, wor
         assert (data["results"][0]["video_id"], data["results"][0]["seconds"]) == (item["video"], item["t"])
         page = httpx.get(f"{url}/", timeout=30)
         assert page.status_code == 200 and "content-security-policy" in page.headers
-        children = _workers_of(proc.pid)
+        children = spawned_children(proc.pid)
         assert len(children) == (0 if workers == "1" else 2)
     assert proc.returncode == 0, "\n".join(lines)
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)
@@ -439,21 +439,6 @@ def test_serve_swaps_index_under_load_without_an_error(tmp_path: Path, sample_in
     assert any(f"now answering from {after}" in line for line in lines)
 
 
-def _workers_of(server: int) -> set[int]:
-    """The answering processes of a `ytnotes serve` (multiprocessing's spawned children, not its resource
-    tracker)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == server and b"spawn_main" in cmdline:
-            found.add(int(stat.parent.name))
-    return found
-
-
 def _wait_for(condition: Any, seconds: float = 30) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -475,7 +460,7 @@ def test_serve_workers_share_questions_survive_a_dead_one_and_end_with_the_serve
 
     with server_process(sample_index, "--workers", "2") as (url, lines, proc):
         assert "2 worker processes" in lines[-1]
-        workers = _workers_of(proc.pid)
+        workers = spawned_children(proc.pid)
         assert len(workers) == 2
         with ThreadPoolExecutor(4) as pool:
             assert set(pool.map(lambda _: top(url), range(8))) == {(item["video"], item["t"])}
@@ -486,7 +471,7 @@ def test_serve_workers_share_questions_survive_a_dead_one_and_end_with_the_serve
 
         os.kill(min(workers), signal.SIGKILL)
         assert top(url) == (item["video"], item["t"])
-        replaced = _workers_of(proc.pid)
+        replaced = spawned_children(proc.pid)
         assert len(replaced) == 2 and not replaced & workers
         assert any("an answering process ended" in line for line in lines)
 
@@ -520,7 +505,7 @@ def test_serve_stopped_by_sigterm_to_its_process_group_ends_cleanly(sample_index
     url = re.match(r"Serving (http://\S+?)/? ", first)
     assert url, first
     assert httpx.get(f"{url.group(1)}/healthz", timeout=30).json()["status"] == "ok"
-    workers = _workers_of(proc.pid)
+    workers = spawned_children(proc.pid)
     assert len(workers) == 2
     os.killpg(proc.pid, signal.SIGTERM)
     rest = proc.stderr.read()

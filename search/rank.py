@@ -278,14 +278,45 @@ def maxsim(question: np.ndarray, words: np.ndarray, owners: np.ndarray, n_segmen
     """
     import numpy as np
 
+    none = np.zeros(len(owners), dtype=np.int64)
+    return maxsim_passages(question, words, owners, none, np.zeros(n_segments, dtype=np.int64))
+
+
+def maxsim_passages(
+    question: np.ndarray,
+    words: np.ndarray,
+    segment_of_word: np.ndarray,
+    passage_of_word: np.ndarray,
+    passage_of_segment: np.ndarray,
+) -> np.ndarray:
+    """`maxsim` of the segments of several passages at once (one product, no loop in Python): ``words`` are the
+    passages' word vectors one after another, each owned by a segment (its index among all the segments, whose
+    passages ``passage_of_segment`` gives) or, when -1, by the heading line of its passage (``passage_of_word``)."""
+    import numpy as np
+
     sims = question @ words.T
-    out = np.full((question.shape[0], n_segments), -1.0, dtype=np.float32)
-    for seg in range(n_segments):
-        mine = owners == seg
-        if mine.any():
-            out[:, seg] = sims[:, mine].max(axis=1)
-    heading = owners < 0
+    out = np.full((question.shape[0], len(passage_of_segment)), -1.0, dtype=np.float32)
+    _group_max(out, sims, segment_of_word)
+    heading = segment_of_word < 0
     if heading.any():
-        out = np.maximum(out, sims[:, heading].max(axis=1, keepdims=True))
+        by_passage = np.full(
+            (question.shape[0], int(passage_of_segment.max(initial=-1)) + 1), -1.0, np.float32
+        )
+        _group_max(by_passage, sims[:, heading], passage_of_word[heading])
+        out = np.maximum(out, by_passage[:, passage_of_segment])
     result: np.ndarray = out.mean(axis=0)
     return result
+
+
+def _group_max(out: np.ndarray, sims: np.ndarray, group: np.ndarray) -> None:
+    """Into each column ``g`` of ``out``, the row-wise max of the columns of ``sims`` whose ``group`` is g (those
+    with a negative group are left out)."""
+    import numpy as np
+
+    keep = group >= 0
+    if not keep.any():
+        return
+    order = np.argsort(group[keep], kind="stable")
+    keys = group[keep][order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    out[:, keys[starts]] = np.maximum.reduceat(sims[:, keep][:, order], starts, axis=1)

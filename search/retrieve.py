@@ -372,12 +372,31 @@ class Index:
             "SELECT seg_start, seg_end, word_start, word_end FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps(chunk_ids),),
         ).fetchall()
-        out: dict[int, float] = {}
-        for seg_start, seg_end, word_start, word_end in rows:
-            vectors = words.from_int8(self.words[word_start:word_end])
-            scores = rank.maxsim(asked, vectors, self.word_owners[word_start:word_end], seg_end - seg_start)
-            out.update((sid, float(s)) for sid, s in zip(range(seg_start, seg_end), scores, strict=True))
-        return out
+        if not rows:
+            return {}
+        import numpy as np
+
+        segment_of_word: list[np.ndarray] = []
+        passage_of_word: list[np.ndarray] = []
+        passage_of_segment: list[np.ndarray] = []
+        segment_ids: list[int] = []
+        placed = 0  # segments of the passages before this one
+        for n, (seg_start, seg_end, word_start, word_end) in enumerate(rows):
+            owners = np.asarray(self.word_owners[word_start:word_end], dtype=np.int64)
+            segment_of_word.append(np.where(owners >= 0, owners + placed, -1))
+            passage_of_word.append(np.full(len(owners), n, dtype=np.int64))
+            passage_of_segment.append(np.full(seg_end - seg_start, n, dtype=np.int64))
+            segment_ids.extend(range(seg_start, seg_end))
+            placed += seg_end - seg_start
+        vectors = words.from_int8(np.concatenate([self.words[a:b] for _, _, a, b in rows]))
+        scores = rank.maxsim_passages(
+            asked,
+            vectors,
+            np.concatenate(segment_of_word),
+            np.concatenate(passage_of_word),
+            np.concatenate(passage_of_segment),
+        )
+        return dict(zip(segment_ids, scores.tolist(), strict=True))
 
     def _previous_sims(self, segment_ids: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Each segment's predecessor's cosine with the question (0 for a note's first segment)."""

@@ -104,6 +104,51 @@ def test_maxsim_scores_segment_words_and_heading_words() -> None:
     assert rank.maxsim(question, words, owners, 2).tolist() == [1.0, 0.5]
 
 
+def test_maxsim_of_several_passages_at_once_equals_each_on_its_own() -> None:
+    """Passages with and without heading words, words out of segment order, a segment with no word of its own:
+    scored together, each segment gets the score its passage gets alone, and the score MaxSim defines."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def unit(rows: np.ndarray) -> np.ndarray:
+        return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+    question = unit(rng.standard_normal((4, 8)))
+    passages = [  # (owners of the passage's words, its segments)
+        (np.asarray([-1, -1, 0, 0, 1, 2, 2]), 3),
+        (np.asarray([1, 0, 1, 0]), 2),  # no heading words
+        (np.asarray([-1, 0, 2]), 3),  # segment 1 has no word: only the heading counts for it
+    ]
+    vectors = [unit(rng.standard_normal((len(owners), 8))) for owners, _ in passages]
+    # The definition, word by word: a segment's words and its passage's heading words.
+    expected = [
+        np.mean(
+            [max(float(q @ w) for w, o in zip(v, owners, strict=True) if o in (seg, -1)) for q in question]
+        )
+        for v, (owners, n) in zip(vectors, passages, strict=True)
+        for seg in range(n)
+    ]
+    alone = np.concatenate(
+        [rank.maxsim(question, v, owners, n) for v, (owners, n) in zip(vectors, passages, strict=True)]
+    )
+    placed, seg_of_word, passage_of_word, passage_of_segment = 0, [], [], []
+    for p, (owners, n) in enumerate(passages):
+        seg_of_word.append(np.where(owners >= 0, owners + placed, -1))
+        passage_of_word.append(np.full(len(owners), p))
+        passage_of_segment.append(np.full(n, p))
+        placed += n
+    together = rank.maxsim_passages(
+        question,
+        np.concatenate(vectors),
+        np.concatenate(seg_of_word),
+        np.concatenate(passage_of_word),
+        np.concatenate(passage_of_segment),
+    )
+    assert together.tolist() == alone.tolist()
+    assert together == pytest.approx(expected, abs=1e-6)
+
+
 def test_question_spans_keep_the_informative_words() -> None:
     text = "Why does the Zune freeze?"
     assert [text[a:b] for a, b in rank.question_spans(text)] == ["Zune", "freeze"]

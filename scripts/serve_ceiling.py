@@ -39,11 +39,9 @@ def _open(index: str) -> None:
     import sys
 
     sys.path.insert(0, str(REPO))
-    import faiss
+    from search.answering import IndexHolder, one_thread_per_question
 
-    from search.answering import IndexHolder
-
-    faiss.omp_set_num_threads(1)  # as in the server's workers
+    one_thread_per_question()  # as in the server's workers
     _holder = IndexHolder(Path(index))
 
 

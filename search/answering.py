@@ -48,9 +48,8 @@ class IndexHolder:
         self.dir = index_dir
         self._lock = threading.Lock()
         self._index: Index = open_index(index_dir)
-        self._index.encoder.encode(
-            ["warm up"]
-        )  # the first run of an ONNX session is slow; not a user's question
+        # The first run of an ONNX session is slow: not a user's question.
+        self._index.encoder.encode(["warm up"])
         self._name = self._index.generation.name
         #: The generation that could not be opened and why (not retried until CURRENT names another).
         self.failed: tuple[str, str] | None = None

@@ -46,6 +46,8 @@ class BuildReport:
     generation: Path
     skipped: list[NoteError] = field(default_factory=list)
     dropped_timestamps: list[str] = field(default_factory=list)
+    #: "path: how its clock was read", for each note read by this build whose timestamps were repaired as a whole.
+    clock_repairs: list[str] = field(default_factory=list)
     #: Notes read and embedded anew / taken from the previous index unchanged; chunks embedded / reused.
     changed_notes: int = 0
     reused_notes: int = 0
@@ -197,6 +199,7 @@ def _build(
         generation=generation,
         skipped=skipped,
         dropped_timestamps=[d for n in notes for d in n.dropped],
+        clock_repairs=[n.clock_repair for n in notes if n.clock_repair],
         changed_notes=changed,
         reused_notes=len(notes) - changed,
         embedded_chunks=pool.total,
@@ -236,6 +239,7 @@ def _read(path: Path, root: Path, chunk_tokens: int, skipped: list[NoteError]) -
         video_id=note.video_id,
         sha256=note.sha256,
         dropped=[f"{note.path}:{s.line}: [{s.raw}] {s.reason}" for s in parsed.skipped],
+        clock_repair=f"{note.path}: {parsed.clock_repair}" if parsed.clock_repair else None,
         chunks=[],
         segments=[],
     )

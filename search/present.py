@@ -129,6 +129,7 @@ def info_text(info: dict[str, Any]) -> str:
 def build_summary(report: BuildReport) -> list[str]:
     """Warnings (one line each) and the summary line, for stderr."""
     lines = [printable(f"warning: skipped {err}") for err in report.skipped]
+    lines += [printable(f"warning: {line}") for line in report.clock_repairs]
     for line in report.dropped_timestamps[:LIST_DROPPED]:
         lines.append(printable(f"warning: timestamp ignored: {line}"))
     if len(report.dropped_timestamps) > LIST_DROPPED:

@@ -38,6 +38,8 @@ class NoteData:
     #: each word is (see `search.words`)
     word_rows: list[tuple[int, int] | None] = field(default_factory=list)
     word_owners: list[np.ndarray | None] = field(default_factory=list)
+    #: How the note's clock was repaired, said once when the note is read (not for a note reused unchanged).
+    clock_repair: str | None = None
 
     def clear_vectors(self) -> None:
         """No vectors yet for any chunk."""

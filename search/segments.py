@@ -73,6 +73,8 @@ class ParsedNote:
     skipped: list[Skip] = field(default_factory=list)
     repaired: list[Skip] = field(default_factory=list)
     reading: ts.Reading = ts.Reading.HOURS
+    #: One line saying how the note's clock was repaired (ts.Clock.warning), or None.
+    clock_repair: str | None = None
 
     @property
     def times(self) -> list[int]:
@@ -116,22 +118,21 @@ def parse_note(note: Note) -> ParsedNote:
             stamp.parts = ts.split(stamp.raw)
         except ts.TimestampError as exc:
             parsed.skipped.append(Skip(stamp.line, stamp.raw, str(exc)))
-    parsed.reading, max_hour = ts.choose_reading(s.parts for s in stamps if s.parts)
+    readable = [[s for s in run if s.parts] for runs in runs_by_block for _, _, run in runs]
+    readable = [run for run in readable if run]
+    clock = ts.read_clock([[s.parts for s in run if s.parts] for run in readable])
+    parsed.reading, parsed.clock_repair = clock.reading, clock.warning()
     seconds: dict[int, int] = {}
-    for stamp in stamps:
-        if stamp.parts is None:
-            continue
-        try:
-            seconds[id(stamp)] = ts.to_seconds(stamp.parts, parsed.reading, max_hour)
-        except ts.TimestampError as exc:
-            parsed.skipped.append(Skip(stamp.line, stamp.raw, str(exc)))
-            continue
-        if (
-            stamp.label
-            and stamp.label != stamp.raw
-            and _seconds_as_written(stamp.label) != seconds[id(stamp)]
-        ):
-            parsed.repaired.append(Skip(stamp.line, stamp.raw, f"label [{stamp.label}] differs; data-t used"))
+    for run, values in zip(readable, clock.seconds, strict=True):
+        for stamp, value in zip(run, values, strict=True):
+            if isinstance(value, ts.TimestampError):
+                parsed.skipped.append(Skip(stamp.line, stamp.raw, str(value)))
+                continue
+            seconds[id(stamp)] = value
+            if stamp.label and stamp.label != stamp.raw and _seconds_as_written(stamp.label) != value:
+                parsed.repaired.append(
+                    Skip(stamp.line, stamp.raw, f"label [{stamp.label}] differs; data-t used")
+                )
 
     heading: list[tuple[int, str]] = []
     section = 0

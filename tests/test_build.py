@@ -332,3 +332,39 @@ def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path
     assert not (index / store.CURRENT).exists()
     assert not [p.name for p in (index / "encoder").iterdir()]
     assert exporting and not [pid for pid in exporting if Path(f"/proc/{pid}").exists()]
+
+
+def test_a_repaired_clock_is_said_once_per_note_and_links_play_the_right_second(tmp_path: Path) -> None:
+    """A note writing minutes:seconds:00 after ordinary values (fireship/JKxlsvZXG7c's habit): one warning naming
+    the note and the rule, on the build that reads it only; the link goes to 1:09, not 1:09:00."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    anchor = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
+    times = ["00:00:44", "00:00:51", "00:00:59", "01:03:00", "01:09:00", "01:17:00"]
+    facts = [
+        "Nginx serves files straight from disk",
+        "The config file lists one server block per site",
+        "A location block maps a URL prefix to a folder",
+        "Gzip compression is switched on with one directive",
+        "The worker count should match the number of processor cores",
+        "Reloading applies a new config without dropping connections",
+    ]
+    body = "\n".join(f"- {fact} {anchor.format(t)}." for fact, t in zip(facts, times, strict=True))
+    note = notes / "nginx.md"
+    note.write_text(
+        f"---\ntitle: Nginx in 100 seconds\nvideoId: JKxlsvZXG7c\n---\n\n## Setup\n{body}\n", "utf-8"
+    )
+    shutil.copy(GOOD, notes / GOOD.name)
+    index = tmp_path / "index"
+    proc = run_cli("build", str(notes), index=index, check=True)
+    repairs = [line for line in proc.stderr.splitlines() if "minutes:seconds" in line]
+    assert repairs == [
+        f"warning: {note}: read 3 timestamps such as 01:03:00 as minutes:seconds:00 "
+        "(read as hours they would not fit the note's other times)"
+    ]
+    answer = json.loads(run_cli("locate", facts[4], "--json", index=index, check=True).stdout)["result"]
+    assert (answer["seconds"], answer["url"]) == (69, "https://www.youtube.com/watch?v=JKxlsvZXG7c&t=69s")
+    # A later build that does not read the note again does not repeat the warning.
+    (notes / GOOD.name).write_text(GOOD.read_text("utf-8") + "\nOne more line.\n", "utf-8")
+    again = run_cli("build", str(notes), index=index, check=True)
+    assert "minutes:seconds" not in again.stderr

@@ -145,3 +145,21 @@ def test_line_numbers_point_at_the_segment(parsed_corpus: list[ParsedNote]) -> N
             joined = " ".join(line_words)
             assert head, (p.note.rel, seg.line)
             assert " ".join(head) in joined, (p.note.rel, seg.line, seg.text[:80], lines[seg.line - 1][:120])
+
+
+def test_the_clocks_of_the_notes_issue_12_names_are_read_as_a_person_would(
+    parsed_corpus: list[ParsedNote],
+) -> None:
+    by_name = {p.note.rel: p for p in parsed_corpus}
+    nginx = by_name["fireship/JKxlsvZXG7c-serving-static-content-with-nginx.md"]
+    assert max(nginx.times) == 102 and nginx.clock_repair  # a video under two minutes; 01:42:00 is 1:42
+    curl = by_name["3blue1brown/rB83DpBJQsE-curl-in-vector-fields.md"]
+    assert max(curl.times) < 14 * 60 and {77, 123} <= set(curl.times)
+    apps = by_name["everyinc/ncQHS8gqhTc-developing-apps-and-prototypes-using-ai.md"]
+    assert [s.times for s in apps.segments if 121 in s.times] == [[110, 121]]  # `[01:50:00] [02:01:00]`
+    nvidia = by_name["acquiredfm/y6NfxiemvHg-history-and-evolution-of-nvidias-technology.md"]
+    assert nvidia.reading is ts.Reading.FRACTION and not nvidia.skipped
+    assert 12000 not in nvidia.times and {200, 481} <= set(nvidia.times)  # `[03:20:00]`, `[08:01:00]`
+    # Notes with real h:m:s times keep them: a long talk whose few whole-minute values sit among its hours.
+    polkadot = by_name["when-shift-happens/npnbqnlQtoQ-blockchain-scalability-and-polkadot.md"]
+    assert polkadot.clock_repair is None and 5220 in polkadot.times  # 01:27:00 between 01:26:35 and 01:27:58

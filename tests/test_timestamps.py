@@ -143,10 +143,92 @@ def test_minutes_reading_needs_at_least_three_values() -> None:
     assert ts.seconds_list(three) == [65, 70, 80]
 
 
-def test_one_value_with_real_seconds_keeps_the_hours_reading() -> None:
+def test_whole_minute_values_far_from_the_only_real_one_read_as_minutes() -> None:
+    # Three whole-minute hour values (1 in 60 each by chance) beside one real time: they are minutes:seconds:00.
     values = ["01:05:00", "01:10:00", "01:20:00", "00:10:15"]
     assert ts.choose_reading(ts.split(v) for v in values) == (Reading.HOURS, 0)
-    assert ts.seconds_list(values) == [3900, 4200, 4800, 615]
+    assert ts.seconds_list(values) == [65, 70, 80, 615]
+
+
+# --- the clock read as a sequence (read_clock), the cases of real notes ------------------------------------
+
+
+def _clock(*runs: list[str]) -> ts.Clock:
+    return ts.read_clock([[ts.split(v) for v in run] for run in runs])
+
+
+def test_a_run_of_minutes_seconds_00_continuing_real_seconds_is_minutes() -> None:
+    # fireship/JKxlsvZXG7c (a video under two minutes): every link after 0:59 was an hour late.
+    values = ["00:00:44", "00:00:47", "00:00:54", "00:00:59", "01:03:00", "01:09:00", "01:12:00", "01:17:00"]
+    clock = _clock(*([v] for v in values))
+    assert [s for run in clock.seconds for s in run] == [44, 47, 54, 59, 63, 69, 72, 77]
+    assert clock.repaired == 4
+    warning = clock.warning()
+    assert warning is not None and "4 timestamps such as 01:03:00 as minutes:seconds:00" in warning
+
+
+def test_one_bracket_is_never_read_two_ways() -> None:
+    # everyinc/ncQHS8gqhTc: `[01:50:00] [02:01:00]` in one bracket had become 6600 s and 121 s.
+    clock = _clock(
+        ["00:00:14"], ["01:50:00", "02:01:00"], ["00:00:03"], ["09:31:00"], ["09:11:00"], ["30:20:00"]
+    )
+    assert clock.seconds == [[14], [110, 121], [3], [571], [551], [1820]]
+
+
+def test_one_whole_minute_value_among_real_ones_is_read_in_their_sequence() -> None:
+    # 3blue1brown/rB83DpBJQsE (curl): `[01:17:00]` was 4620 s between 0:05:03 and 0:05:19, `[02:03:00]` 123 s.
+    clock = _clock(
+        ["00:04:36"], ["02:03:00"], ["00:04:41"], ["00:05:03"], ["01:17:00"], ["00:05:19"], ["00:13:13"]
+    )
+    assert clock.seconds == [[276], [123], [281], [303], [77], [319], [793]]
+
+
+def test_whole_minute_values_inside_a_run_of_real_hours_keep_their_hour() -> None:
+    # bankless/WpjcPPrrN2E mixes both: minutes:seconds:00 at the start, then 01:09:13, 01:11:00, 01:13:42.
+    values = [
+        "00:51:00",
+        "01:00:00",
+        "01:08:00",
+        "06:44:00",
+        "01:09:02",
+        "01:09:13",
+        "01:11:00",
+        "01:12:00",
+        "01:13:42",
+    ]
+    clock = _clock(*([v] for v in values))
+    assert [s for run in clock.seconds for s in run] == [51, 60, 68, 404, 4142, 4153, 4260, 4320, 4422]
+    assert clock.repaired == 4
+
+
+def test_a_few_whole_minute_values_in_an_hours_note_stay_hours() -> None:
+    # when-shift-happens/npnbqnlQtoQ: 01:27:00 between 01:26:35 and 01:27:58 is an hour value.
+    values = ["00:00:22", "01:15:09", "01:26:16", "01:26:35", "01:27:00", "01:27:58", "01:27:00", "01:31:00"]
+    clock = _clock(*([v] for v in values))
+    assert [s for run in clock.seconds for s in run] == [ts.parse(v) for v in values]
+    assert clock.repaired == 0 and clock.warning() is None
+
+
+def test_values_past_twelve_hours_with_real_seconds_mean_fractions_and_a_one_digit_hour_stays() -> None:
+    # acquiredfm/y6NfxiemvHg (Nvidia): `[03:20:00]` was 12000 s and `[08:01:00]` 481 s in one bullet, 18:48:58 and
+    # 46:40:53 were dropped; the note writes minutes:seconds:fraction, except its H:MM:SS `1:26:07`.
+    values = ["04:45:10", "04:49:00", "06:24:00", "03:20:00", "08:01:00", "18:48:58", "46:40:53", "1:26:07"]
+    clock = _clock(*([v] for v in values))
+    assert clock.reading is Reading.FRACTION
+    assert [s for run in clock.seconds for s in run] == [285, 289, 384, 200, 481, 1128, 2800, 5167]
+    assert clock.warning() is not None
+
+
+def test_seconds_written_twice_mean_minutes_seconds_seconds() -> None:
+    # causalpython/w9Dy4xqn7mA, goingonchain/nc8Qi8UTT7Y: 04:16:16, 06:12:12, ... (1 in 60 each by chance).
+    values = ["03:40:42", "04:16:16", "06:12:12", "08:20:20", "09:16:16", "04:32:00"]
+    assert ts.seconds_list(values) == [220, 256, 372, 500, 556, 272]
+
+
+def test_an_impossible_hour_is_repaired_even_in_a_note_of_few_whole_minute_values() -> None:
+    # hrishikeshyadav8883/fHRdb8sGd-w: 07:13:00 among 00:01:07 and 00:01:28 is 7 min 13 s, not dropped.
+    clock = _clock(["00:00:59"], ["00:01:07"], ["07:13:00"], ["00:01:28"], ["07:07:00"], ["00:02:42"])
+    assert clock.seconds == [[59], [67], [433], [88], [427], [162]]
 
 
 def test_hour_far_above_the_real_hours_is_read_as_minutes() -> None:

@@ -6,7 +6,9 @@ For every line it checks:
   * `note` names an existing file under the notes folder;
   * `video` equals the `videoId` in that note's YAML frontmatter;
   * every gold second in `t` equals the value of some `data-t="..."` anchor
-    in that note (HH:MM:SS or MM:SS, converted to seconds).
+    in that note (HH:MM:SS or MM:SS, converted to seconds; an `A:B:00` value
+    may also be read as A minutes B seconds, as notes that write
+    minutes:seconds:00 mean it).
 
 It then prints counts per kind, distinct notes and distinct channels, and
 exits 1 with a message per problem if anything failed.
@@ -43,6 +45,17 @@ def to_seconds(value: str) -> int | None:
     for p in parts:
         total = total * 60 + int(p)
     return total
+
+
+def readings(value: str) -> set[int]:
+    """Every second a data-t value can mean: as written, and for `A:B:00` also A min B s."""
+    plain = to_seconds(value)
+    if plain is None:
+        return set()
+    parts = value.strip().split(":")
+    if len(parts) == 3 and int(parts[2]) == 0:
+        return {plain, int(parts[0]) * 60 + int(parts[1])}
+    return {plain}
 
 
 def frontmatter_video_id(text: str) -> str | None:
@@ -113,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if path not in cache:
                 text = path.read_text(encoding="utf-8", errors="replace")
-                secs = {s for s in (to_seconds(v) for v in DATA_T.findall(text)) if s is not None}
+                secs = {s for v in DATA_T.findall(text) for s in readings(v)}
                 cache[path] = (frontmatter_video_id(text), secs)
             fm_video, anchor_secs = cache[path]
             if fm_video != video:

@@ -27,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from search import embed, rank, store  # noqa: E402
+from search import embed, rank, retrieve, store  # noqa: E402
 from search.build import build_index  # noqa: E402
 from search.retrieve import Index, open_index  # noqa: E402
 
@@ -38,10 +38,11 @@ DEPTH = 10  # MRR@10
 @dataclass
 class Question:
     q: str
-    video: str
+    video: str | None
     t: list[int]
-    note: str
+    note: str | None
     kind: str
+    set: str = "questions"
 
     @property
     def split(self) -> str:
@@ -93,61 +94,103 @@ def open_for_eval(index_dir: Path) -> Index:
 
 
 def load(path: Path) -> list[Question]:
+    """A question file; its name (without .jsonl) names its set in the table. An "unrelated" question has no
+    answer in the notes (only "q" and "kind")."""
     items = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             d = json.loads(line)
-            items.append(Question(d["q"], d["video"], [int(x) for x in d["t"]], d["note"], d["kind"]))
+            gold = [int(x) for x in d.get("t", [])]
+            items.append(Question(d["q"], d.get("video"), gold, d.get("note"), d["kind"], path.stem))
     if not items:
         sys.exit(f"{path}: no questions")
     return items
 
 
+NAN = float("nan")
+#: The columns of a question's results (see `score`).
+COLUMNS = ["hit@1", "hit@5", "MRR@10", "second±10s", "read@1", "read@5", "rMRR@10", "passage→s", "flagged"]
+
+
+def _ranks(links: list[tuple[str | None, int | None]], item: Question) -> list[float]:
+    """hit@1, hit@5 and the reciprocal rank of the first hit in a list of (video, second) links."""
+    first = next((n for n, (v, t) in enumerate(links[:DEPTH], 1) if item.hit(v, t)), None)
+    return [float(first == 1), float(first is not None and first <= 5), 1.0 / first if first else 0.0]
+
+
 def score(idx: Index, questions: list[Question], weights: rank.Weights) -> dict[str, list[float]]:
-    """Per question: [hit@1, hit@5, reciprocal rank, right second given right video at rank 1 (or nan)]."""
+    """Per question, the COLUMNS: hit@1, hit@5 and reciprocal rank of the ranked moments (`ask`); whether the
+    second is right when the top video is (else nan); the same three on the links as a reader meets them (result 1,
+    its `also` moments, result 2, ...: `answer`); whether the second pass picks a right second inside the gold
+    passage (the moment step alone); whether `ask` says it found no good answer. An unrelated question (no gold) has
+    nan everywhere but that last column."""
     out: dict[str, list[float]] = {}
     for item in questions:
+        if item.kind == "unrelated":
+            results = idx.answer(item.q, k=1, weights=weights)
+            out[item.q] = [NAN] * 8 + [float(not retrieve.found(results))]
+            continue
         if item.is_locate:
             found = idx.locate(item.q, weights=weights)
             h = found.hit
             ok = float(h is not None and item.hit(h.video_id, h.seconds))
             same = h is not None and h.video_id == item.video
-            out[item.q] = [ok, ok, ok, ok if same else float("nan")]
+            out[item.q] = [ok, ok, ok, ok if same else NAN, ok, ok, ok, NAN, float(not found.found)]
             continue
         hits = idx.ask(item.q, k=DEPTH, weights=weights)
-        ranks = [h.rank for h in hits if item.hit(h.video_id, h.seconds)]
-        first = ranks[0] if ranks else None
+        per_result = _ranks([(h.video_id, h.seconds) for h in hits], item)
         top_same = bool(hits) and hits[0].video_id == item.video
+        results = idx.answer(item.q, k=DEPTH, weights=weights)
+        links = [(h.video_id, h.seconds) for r in results for h in (r.hit, *r.moments)]
         out[item.q] = [
-            float(first == 1),
-            float(first is not None and first <= 5),
-            1.0 / first if first else 0.0,
-            float(first == 1) if top_same else float("nan"),
+            *per_result,
+            per_result[0] if top_same else NAN,
+            *_ranks(links, item),
+            _moment_given_passage(idx, item, weights),
+            float(not retrieve.found(results)),
         ]
     return out
 
 
-def table(rows: list[tuple[str, str, str, int, list[float]]]) -> str:
-    lines = [f"{'config':<22} {'split':<5} {'kind':<12} {'n':>4}  hit@1  hit@5  MRR@10  second±10s"]
-    for config, split, kind, n, m in rows:
-        lines.append(
-            f"{config:<22} {split:<5} {kind:<12} {n:>4}  {m[0]:.3f}  {m[1]:.3f}  {m[2]:.3f}   {m[3]:.3f}"
+def _moment_given_passage(idx: Index, item: Question, weights: rank.Weights) -> float:
+    """1.0 when the second pass, handed the gold passage (the first chunk of the gold note holding a gold second),
+    links a right second; nan when no passage holds one."""
+    rows = idx.db.execute(
+        "SELECT s.chunk_id, s.link_time FROM segments s JOIN notes n ON n.id = s.note_id WHERE n.path = ? "
+        "ORDER BY s.id",
+        (item.note,),
+    ).fetchall()
+    chunk = next((c for c, t in rows if t is not None and any(abs(t - g) <= TOLERANCE for g in item.t)), None)
+    if chunk is None:
+        return NAN
+    return float(item.hit(item.video, idx.moment_in_passage(item.q, chunk, weights)))
+
+
+def table(rows: list[tuple[str, str, str, str, int, list[float]]]) -> str:
+    head = f"{'config':<22} {'set':<12} {'split':<5} {'kind':<9} {'n':>4}  " + "  ".join(COLUMNS)
+    lines = [head]
+    for config, qset, split, kind, n, m in rows:
+        cells = "  ".join(
+            f"{v:>{len(c)}.3f}" if v == v else " " * (len(c) - 1) + "-"
+            for c, v in zip(COLUMNS, m, strict=False)
         )
+        lines.append(f"{config:<22} {qset:<12} {split:<5} {kind:<9} {n:>4}  {cells}")
     return "\n".join(lines)
 
 
 def summarise(questions: list[Question], results: dict[str, list[float]], kinds: bool) -> list[tuple]:
-    groups: dict[tuple[str, str], list[list[float]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[list[float]]] = defaultdict(list)
     for item in questions:
-        family = "locate" if item.is_locate else "ask"
+        family = "unrelated" if item.kind == "unrelated" else "locate" if item.is_locate else "ask"
         for split in (item.split, "all"):
-            groups[(split, family)].append(results[item.q])
-            if kinds:
-                groups[(split, item.kind)].append(results[item.q])
+            groups[(item.set, split, family)].append(results[item.q])
+            if kinds and item.kind != family:
+                groups[(item.set, split, item.kind)].append(results[item.q])
     rows = []
-    for (split, kind), vals in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for (qset, split, kind), vals in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
         arr = np.array(vals, dtype=float)
-        rows.append((split, kind, len(vals), [float(np.nanmean(arr[:, i])) for i in range(4)]))
+        means = [float(np.nanmean(col)) if not np.isnan(col).all() else NAN for col in arr.T]
+        rows.append((qset, split, kind, len(vals), means))
     return rows
 
 
@@ -167,14 +210,14 @@ CONFIGS: dict[str, rank.Weights] = {
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("questions", type=Path)
+    ap.add_argument("questions", type=Path, nargs="+", help="question files (JSON lines), each a set")
     ap.add_argument("--notes", type=Path, default=REPO.parent / "shared" / "corpus" / "notes")
     ap.add_argument("--index", type=Path, help="reuse (or build into) this index folder")
     ap.add_argument("--compare", action="store_true", help="run every configuration in CONFIGS")
     ap.add_argument("--kinds", action="store_true", help="also break results down by kind")
     args = ap.parse_args(argv)
 
-    questions = load(args.questions)
+    questions = [q for path in args.questions for q in load(path)]
     index_dir = args.index or Path(tempfile.mkdtemp(prefix="ytnotes-eval-")) / "index"
     if not (index_dir / "CURRENT").exists():
         started = time.monotonic()
@@ -189,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, weights in configs.items():
         results = score(idx, questions, weights)
         rows += [(name, *r) for r in summarise(questions, results, args.kinds)]
-    n_notes = len({q.note for q in questions})
+    n_notes = len({q.note for q in questions if q.note})
     print(
         f"{len(questions)} questions over {n_notes} notes; index {index_dir} "
         f"({idx.manifest['counts']['chunks']} chunks, chunk_tokens {idx.manifest['chunking']['chunk_tokens']})"

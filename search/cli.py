@@ -93,10 +93,13 @@ def ask(
     ] = False,
 ) -> None:
     """Answer a question with the closest passages, each linked to its moment in the video."""
+    from search.language import HINT, mostly_not_english
     from search.present import ask_json, ask_text
     from search.retrieve import open_index
 
     results = open_index(index, one_shot=True).answer(question, k=k, channel=channel, video=video)
+    if mostly_not_english(question) and not as_json:
+        typer.echo(f"hint: {HINT}", err=True)
     if open_top:
         _open_in_browser(results)
     if as_json:

@@ -46,9 +46,18 @@ def source(hit: Hit) -> str:
 def ask_text(results: list[Result], tty: bool) -> str:
     if not results:
         return "No passages found."
+    from search.retrieve import ANSWER_THRESHOLD, found
+
     em = emphasis(tty)
     best = results[0].hit
-    lines = [printable(f"Answer: {best.sentence} {moment(best)}"), ""]
+    if found(results):
+        lines = [printable(f"Answer: {best.sentence} {moment(best)}"), ""]
+    else:
+        lines = [
+            f"No good answer: nothing in the notes answers this closely (best score {best.score:.2f}, below "
+            f"{ANSWER_THRESHOLD:.2f}). The closest passages:",
+            "",
+        ]
     for res in results:
         hit = res.hit
         parts = (printable(hit.before), em(printable(hit.sentence)), printable(hit.after))
@@ -89,13 +98,21 @@ def locate_text(result: Located, threshold: float) -> str:
 def ask_json(
     question: str, k: int, channel: str | None, video: str | None, results: list[Result]
 ) -> dict[str, Any]:
-    """The `ask --json` document (and `GET /api/ask`'s)."""
+    """The `ask --json` document (and `GET /api/ask`'s). ``answer`` is the best result when it clears the
+    threshold (``found``), else null; the closest passages are listed either way."""
+    from search.language import HINT, mostly_not_english
+    from search.retrieve import ANSWER_THRESHOLD, found
+
+    good = found(results)
     return {
         "question": question,
         "k": k,
         "channel": channel,
         "video": video,
-        "answer": results[0].hit.to_json() if results else None,
+        "found": good,
+        "threshold": ANSWER_THRESHOLD,
+        "hint": HINT if mostly_not_english(question) else None,
+        "answer": results[0].hit.to_json() if good else None,
         "results": [r.to_json() for r in results],
     }
 

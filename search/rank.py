@@ -201,8 +201,20 @@ class Weights:
     words: float = 1.0
     rerank_segment: float = 0.25
     rerank_previous: float = 0.2
+    #: ... and the next segment's cosine (same note): a question may match the answer's setup, the answer follows.
+    rerank_next: float = 0.0
     #: `locate` only: a claim is a near-quote, so the segment's own BM25 counts in its second pass as well.
     locate_lexical: float = 0.1
+
+    @property
+    def first_sum(self) -> float:
+        """The most a first-pass score can be (every evidence at its best): shown scores are divided by it."""
+        return (self.chunk_dense + self.segment_dense + 2 * self.lexical) or 1.0
+
+    @property
+    def second_sum(self) -> float:
+        """The same for the second pass (cosines of at most 1; `locate`'s BM25 is left out of it)."""
+        return (self.words + self.rerank_segment + self.rerank_previous + self.rerank_next) or 1.0
 
 
 #: The default: both passes, every kind of evidence.

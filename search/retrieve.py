@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 #: (near-quotes 0.63 and up, reworded claims down to 0.45); with the claims' own videos left out of the index, the
 #: best sentence of 3 of 98 reaches 0.55 (at most 0.62). 0.50 would keep 92 right answers and pass 17 strangers.
 LOCATE_THRESHOLD = 0.55
+#: Below this score (the ranking's, 0-1) the best answer of `ask` is reported as no good answer; the passages are
+#: still listed. Chosen on the dev part of the evaluation questions and of scripts/eval/unrelated.jsonl (see there).
+ANSWER_THRESHOLD = 0.37
 #: Characters of context shown around the best-matching sentence.
 SNIPPET_CHARS = 320
 
@@ -109,6 +112,8 @@ class Moment(NamedTuple):
     chunk: int
     video_id: str | None
     seconds: int | None
+    #: The ranking's score (see `Index._rank_moments`): what a hit shows, in the order moments are ranked.
+    score: float = 0.0
 
 
 def group_moments(moments: Sequence[Timed], k: int) -> list[tuple[int, list[int]]]:
@@ -237,12 +242,17 @@ class Index:
         }
 
     def answer(
-        self, question: str, k: int = 5, channel: str | None = None, video: str | None = None
+        self,
+        question: str,
+        k: int = 5,
+        channel: str | None = None,
+        video: str | None = None,
+        weights: rank.Weights = rank.HYBRID,
     ) -> list[Result]:
         """`ask` as a person sees it: the k best videos, each with its best passage and its other moments."""
         if not 1 <= k <= 50:
             raise YtnotesError(f"-k must be between 1 and 50, not {k}")
-        query, moments = self._moments(question, channel, video, rank.HYBRID)
+        query, moments = self._moments(question, channel, video, weights)
         # Grouped before Hits are made: only the moments shown are read in full.
         groups = group_moments(moments[:50], k)
         shown = [(n, moments[i]) for n, (lead, others) in enumerate(groups, 1) for i in (lead, *others)]
@@ -274,17 +284,8 @@ class Index:
         return query[0], self._rank_moments(question, query, asked, allowed, weights)
 
     def _moment_hits(self, ranked: list[tuple[int, Moment]], query: np.ndarray) -> list[Hit]:
-        """Moments read in full as hits, each with its rank. A hit's score is its passage's cosine similarity with
-        the question."""
-        import numpy as np
-
-        if not ranked:
-            return []
-        chunk_ids = [m.chunk for _, m in ranked]
-        scores = self.chunks.reconstruct_batch(np.asarray(chunk_ids, dtype=np.int64)) @ query
-        return self._hits(
-            [(n, float(s), m.chunk, m.segment) for (n, m), s in zip(ranked, scores, strict=True)]
-        )
+        """Moments read in full as hits, each with its rank and the score it was ranked by."""
+        return self._hits([(n, m.score, m.chunk, m.segment) for n, m in ranked]) if ranked else []
 
     def _encode_question(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
         """The question's vector (a 1-row array) and its informative words' vectors, from one pass of the model
@@ -338,32 +339,75 @@ class Index:
         # Best first; ties (segments of one passage under a passage-level score) go to the segment's own cosine.
         first = [int(i) for i in np.lexsort((sids, -sims, -score))]
         lead = list(dict.fromkeys(owner[i] for i in first))[: weights.rerank]
+        # The score shown is the one each moment was ranked by, scaled to about 0-1 by its weights' sum: the second
+        # pass's for the passages read closely (all ranked first), the first pass's below them for the rest.
+        shown_score = np.zeros(len(sids))
         second: list[int] = []
         if lead and weights.words and asked is not None:
             pos = {int(s): i for i, s in enumerate(sids)}
-            close = self._read_closely(asked, lead)
-            if close:
-                ids = np.asarray(list(close), dtype=np.int64)
-                final = weights.words * np.asarray(list(close.values()))
-                final = final + weights.rerank_segment * sims[[pos[int(s)] for s in ids]]
-                if weights.rerank_previous:
-                    final = final + weights.rerank_previous * self._previous_sims(ids, q)
-                if locate and weights.locate_lexical:
-                    final = final + weights.locate_lexical * np.asarray(
-                        [seg_bm25.get(int(s), 0.0) for s in ids]
-                    )
-                second = [pos[int(ids[i])] for i in np.lexsort((ids, -final))]
+            lexical = seg_bm25 if locate and weights.locate_lexical else None
+            close = self._close_scores(asked, q, lead, weights, lexical)
+            ids = np.asarray(list(close), dtype=np.int64)
+            final = np.asarray(list(close.values()))
+            order = np.lexsort((ids, -final))
+            second = [pos[int(ids[i])] for i in order]
+            shown_score[second] = final[order] / weights.second_sum
+        floor = float(shown_score[second[-1]]) if second else np.inf
         taken = set(second)
+        rest = [i for i in first if i not in taken]
+        shown_score[rest] = np.minimum(score[rest] / weights.first_sum, floor)
         out: list[Moment] = []
         shown: set[tuple[str, int | None]] = set()
-        for i in second + [i for i in first if i not in taken]:
+        for i in second + rest:
             video = rows[i][4]
             if video is not None:
                 if (video, rows[i][3]) in shown:
                     continue
                 shown.add((video, rows[i][3]))
-            out.append(Moment(int(sids[i]), owner[i], video, rows[i][3]))
+            out.append(Moment(int(sids[i]), owner[i], video, rows[i][3], float(shown_score[i])))
         return out
+
+    def _close_scores(
+        self,
+        asked: np.ndarray,
+        query: np.ndarray,
+        chunk_ids: list[int],
+        weights: rank.Weights,
+        lexical: dict[int, float] | None = None,
+    ) -> dict[int, float]:
+        """The second pass: {segment id: score} for every segment of some passages, read word by word (MaxSim),
+        plus the segment's own cosine, its neighbours' (same note) and, for `locate`, its own BM25 (``lexical``).
+        This is also the choice of the moment inside a passage: its best-scoring segment is the second linked."""
+        import numpy as np
+
+        close = self._read_closely(asked, chunk_ids)
+        if not close:
+            return {}
+        ids = np.asarray(list(close), dtype=np.int64)
+        final = weights.words * np.asarray(list(close.values()))
+        final = final + weights.rerank_segment * (self.segments.reconstruct_batch(ids) @ query)
+        if weights.rerank_previous:
+            final = final + weights.rerank_previous * self._neighbour_sims(ids, query, -1)
+        if weights.rerank_next:
+            final = final + weights.rerank_next * self._neighbour_sims(ids, query, +1)
+        if lexical is not None:
+            final = final + weights.locate_lexical * np.asarray([lexical.get(int(s), 0.0) for s in ids])
+        return dict(zip(ids.tolist(), final.tolist(), strict=True))
+
+    def moment_in_passage(
+        self, question: str, chunk_id: int, weights: rank.Weights = rank.HYBRID
+    ) -> int | None:
+        """The link second the second pass chooses inside one passage (the evaluation's "given the right passage,
+        which segment answers?")."""
+        query, asked = self._encode_question(_check_text(question, "question"))
+        if asked is None:
+            return None
+        scores = self._close_scores(asked, query[0], [chunk_id], weights)
+        if not scores:
+            return None
+        best = max(scores, key=lambda s: (scores[s], -s))
+        row = self.db.execute("SELECT link_time FROM segments WHERE id = ?", (best,)).fetchone()
+        return None if row is None else row[0]
 
     def _read_closely(self, asked: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
         """Word-level MaxSim of the segments of some passages with the question's word vectors ``asked``:
@@ -398,23 +442,24 @@ class Index:
         )
         return dict(zip(segment_ids, scores.tolist(), strict=True))
 
-    def _previous_sims(self, segment_ids: np.ndarray, query: np.ndarray) -> np.ndarray:
-        """Each segment's predecessor's cosine with the question (0 for a note's first segment)."""
+    def _neighbour_sims(self, segment_ids: np.ndarray, query: np.ndarray, step: int) -> np.ndarray:
+        """Each segment's neighbour's cosine with the question: the previous one (step -1) or the next (+1); 0 where
+        that neighbour is in another note or there is none."""
         import numpy as np
 
-        prev = segment_ids - 1
+        other = segment_ids + step
         notes = dict(
             self.db.execute(
                 "SELECT id, note_id FROM segments WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(np.concatenate([segment_ids, prev]).tolist()),),
+                (json.dumps(np.concatenate([segment_ids, other]).tolist()),),
             ).fetchall()
         )
         same = np.asarray(
-            [p in notes and notes[p] == notes[int(s)] for s, p in zip(segment_ids, prev, strict=True)]
+            [p in notes and notes[p] == notes[int(s)] for s, p in zip(segment_ids, other, strict=True)]
         )
         out = np.zeros(len(segment_ids), dtype=np.float32)
         if same.any():
-            out[same] = self.segments.reconstruct_batch(prev[same]) @ query
+            out[same] = self.segments.reconstruct_batch(other[same]) @ query
         return out
 
     def locate(self, claim: str, weights: rank.Weights = rank.HYBRID) -> Located:
@@ -553,6 +598,11 @@ class Index:
                 )
             )
         return hits
+
+
+def found(results: Sequence[Result], threshold: float = ANSWER_THRESHOLD) -> bool:
+    """Whether `ask` found a good answer: its best result scores at least the threshold."""
+    return bool(results) and results[0].hit.score >= threshold
 
 
 def open_index(index_dir: Path, encoder: embed.Encoder | None = None, one_shot: bool = False) -> Index:

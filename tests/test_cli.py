@@ -164,3 +164,45 @@ def test_bad_arguments_are_user_errors(sample_index: Path, args: list[str], need
 def test_index_from_environment(sample_index: Path, tmp_path: Path) -> None:
     proc = run_cli("info", "--json", env={"YTNOTES_INDEX": str(sample_index)})
     assert proc.returncode == 0 and json.loads(proc.stdout)["index"] == str(sample_index)
+
+
+def test_ask_says_when_nothing_answers_and_still_lists_the_closest(sample_index: Path) -> None:
+    from search.retrieve import ANSWER_THRESHOLD
+
+    for question in (
+        "blorf snarglewump trindle vox",
+        "🍕🍕🍕",
+        "how do I cast on stitches to knit a scarf",
+    ):
+        proc = run_cli("ask", question, "--json", index=sample_index, check=True)
+        data = json.loads(proc.stdout)
+        assert (data["found"], data["answer"], data["threshold"]) == (False, None, ANSWER_THRESHOLD), question
+        assert data["results"] and data["results"][0]["score"] < ANSWER_THRESHOLD
+        text = run_cli("ask", question, index=sample_index, check=True).stdout
+        assert (
+            text.startswith("No good answer: nothing in the notes answers this closely")
+            and "Answer:" not in text
+        )
+        assert "1. " in text  # the closest passages are still listed
+    known = json.loads(run_cli("ask", EXPECTATIONS["ask"][1]["q"], "--json", index=sample_index).stdout)
+    assert known["found"] is True and known["answer"]["score"] >= ANSWER_THRESHOLD and known["hint"] is None
+
+
+def test_a_question_mostly_not_in_english_gets_a_one_line_hint(sample_index: Path) -> None:
+    proc = run_cli("ask", "Warum hat er das Studium abgebrochen?", index=sample_index, check=True)
+    assert proc.stderr.strip().splitlines() == [
+        "hint: the bundled model reads English: a question in another language rarely finds its answer"
+    ]
+    data = json.loads(run_cli("ask", "为什么他退学了", "--json", index=sample_index, check=True).stdout)
+    assert data["hint"] and data["results"]
+
+
+def test_the_shown_scores_are_the_ranking_and_in_its_order(sample_index: Path) -> None:
+    for item in EXPECTATIONS["ask"]:
+        data = json.loads(
+            run_cli("ask", item["q"], "-k", "10", "--json", index=sample_index, check=True).stdout
+        )
+        scores = [r["score"] for r in data["results"]]
+        assert scores == sorted(scores, reverse=True), (item["q"], scores)
+        for r in data["results"]:  # a video's other moments were ranked below its best one
+            assert all(m["score"] <= r["score"] for m in r["moments"]), r

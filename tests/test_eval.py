@@ -58,9 +58,7 @@ def slice_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     def metrics(weights: rank.Weights) -> dict[str, dict[str, float]]:
         rows = ev.summarise(questions, ev.score(idx, questions, weights), False)
         return {
-            family: dict(zip(("hit@1", "hit@5", "MRR@10", "second"), m, strict=True))
-            for split, family, _, m in rows
-            if split == "all"
+            family: dict(zip(ev.COLUMNS, m, strict=True)) for _, split, family, _, m in rows if split == "all"
         }
 
     return {

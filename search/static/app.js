@@ -244,8 +244,17 @@
       setStatus("No passages found.");
       return;
     }
-    setStatus(`${data.results.length} ${data.results.length === 1 ? "video" : "videos"}`);
-    answerLine(data.answer);
+    const count = `${data.results.length} ${data.results.length === 1 ? "video" : "videos"}`;
+    const hint = data.hint ? ` Note: ${data.hint}.` : "";
+    if (data.found && data.answer) {
+      setStatus(count + hint);
+      answerLine(data.answer);
+    } else {
+      setStatus(
+        `No good answer: nothing in the notes answers this closely (best score ` +
+          `${data.results[0].score.toFixed(2)}, below ${data.threshold.toFixed(2)}). The closest passages:${hint}`,
+      );
+    }
     const list = el("ol", { class: "result-list" });
     for (const result of data.results) list.append(el("li", null, resultCard(result)));
     resultsBox.append(list);

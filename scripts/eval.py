@@ -206,6 +206,18 @@ CONFIGS: dict[str, rank.Weights] = {
     "hybrid-rerank20": replace(rank.HYBRID, rerank=20),
     "hybrid-words-only": replace(rank.HYBRID, rerank_segment=0.0, rerank_previous=0.0, locate_lexical=0.0),
 }
+#: --moments: ways to choose the moment inside a passage (issue 12), each the default with one change.
+MOMENT_CONFIGS: dict[str, rank.Weights] = {
+    "hybrid": rank.HYBRID,
+    "next-cos-0.1": replace(rank.HYBRID, rerank_next=0.1),
+    "prev-cos-0.4": replace(rank.HYBRID, rerank_previous=0.4),
+    "prev-cos-0": replace(rank.HYBRID, rerank_previous=0.0),
+    "prev-words-0.1": replace(rank.HYBRID, rerank_previous_words=0.1),
+    "prev-words-0.2": replace(rank.HYBRID, rerank_previous_words=0.2),
+    "segment-cos-0.5": replace(rank.HYBRID, rerank_segment=0.5),
+    "cue-prev-words-0.2": replace(rank.HYBRID, cue_previous_words=0.2),
+    "cue-prev-words-0.4": replace(rank.HYBRID, cue_previous_words=0.4),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notes", type=Path, default=REPO.parent / "shared" / "corpus" / "notes")
     ap.add_argument("--index", type=Path, help="reuse (or build into) this index folder")
     ap.add_argument("--compare", action="store_true", help="run every configuration in CONFIGS")
+    ap.add_argument("--moments", action="store_true", help="run every configuration in MOMENT_CONFIGS")
+    ap.add_argument("--split", choices=["dev", "test", "all"], help="print only this split's rows")
     ap.add_argument("--kinds", action="store_true", help="also break results down by kind")
     args = ap.parse_args(argv)
 
@@ -227,11 +241,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     idx = open_for_eval(index_dir)
-    configs = CONFIGS if args.compare else {"hybrid": rank.HYBRID}
+    configs = CONFIGS if args.compare else MOMENT_CONFIGS if args.moments else {"hybrid": rank.HYBRID}
     rows = []
     for name, weights in configs.items():
         results = score(idx, questions, weights)
-        rows += [(name, *r) for r in summarise(questions, results, args.kinds)]
+        rows += [(name, *r) for r in summarise(questions, results, args.kinds) if args.split in (None, r[1])]
     n_notes = len({q.note for q in questions if q.note})
     print(
         f"{len(questions)} questions over {n_notes} notes; index {index_dir} "

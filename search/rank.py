@@ -203,6 +203,11 @@ class Weights:
     rerank_previous: float = 0.2
     #: ... and the next segment's cosine (same note): a question may match the answer's setup, the answer follows.
     rerank_next: float = 0.0
+    #: ... and the previous segment's word-level score, when it is in the same passage.
+    rerank_previous_words: float = 0.0
+    #: ... and that again, for questions that ask why / how / what came next: their words often match the setup,
+    #: and the answer is the next segment (`asks_for_what_follows`).
+    cue_previous_words: float = 0.0
     #: `locate` only: a claim is a near-quote, so the segment's own BM25 counts in its second pass as well.
     locate_lexical: float = 0.1
 
@@ -214,7 +219,8 @@ class Weights:
     @property
     def second_sum(self) -> float:
         """The same for the second pass (cosines of at most 1; `locate`'s BM25 is left out of it)."""
-        return (self.words + self.rerank_segment + self.rerank_previous + self.rerank_next) or 1.0
+        total = self.words + self.rerank_segment + self.rerank_previous + self.rerank_next
+        return (total + self.rerank_previous_words) or 1.0
 
 
 #: The default: both passes, every kind of evidence.
@@ -227,6 +233,17 @@ LEXICAL = Weights(chunk_dense=0.0, segment_dense=0.0, lexical=1.0, rerank=0)
 #: The first pass alone.
 FIRST_PASS = Weights(rerank=0)
 MODES = {"hybrid": HYBRID, "dense": DENSE, "segments": SEGMENTS, "lexical": LEXICAL}
+
+
+_FOLLOWS = re.compile(
+    r"^\W*(why|how|what (happened|came|did|was done|changed|made|caused|led)|what .*\b(next|then|after|afterwards)\b)",
+    re.IGNORECASE,
+)
+
+
+def asks_for_what_follows(question: str) -> bool:
+    """A why / how / what-happened question: its answer often follows the sentence its words match."""
+    return bool(_FOLLOWS.search(question))
 
 
 def informative(word: str) -> bool:

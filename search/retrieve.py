@@ -346,7 +346,7 @@ class Index:
         if lead and weights.words and asked is not None:
             pos = {int(s): i for i, s in enumerate(sids)}
             lexical = seg_bm25 if locate and weights.locate_lexical else None
-            close = self._close_scores(asked, q, lead, weights, lexical)
+            close = self._close_scores(question, asked, q, lead, weights, lexical)
             ids = np.asarray(list(close), dtype=np.int64)
             final = np.asarray(list(close.values()))
             order = np.lexsort((ids, -final))
@@ -369,6 +369,7 @@ class Index:
 
     def _close_scores(
         self,
+        question: str,
         asked: np.ndarray,
         query: np.ndarray,
         chunk_ids: list[int],
@@ -390,6 +391,16 @@ class Index:
             final = final + weights.rerank_previous * self._neighbour_sims(ids, query, -1)
         if weights.rerank_next:
             final = final + weights.rerank_next * self._neighbour_sims(ids, query, +1)
+        before_weight = weights.rerank_previous_words
+        if weights.cue_previous_words and rank.asks_for_what_follows(question):
+            before_weight += weights.cue_previous_words
+        if before_weight:
+            # The segment before, read word by word, when it is in the same passage: the question may match the
+            # setup, and the answer follow it.
+            before = np.asarray([close.get(s - 1, 0.0) if s - 1 in close else 0.0 for s in ids.tolist()])
+            starts = self._passage_starts(chunk_ids)
+            before[np.isin(ids, starts)] = 0.0
+            final = final + before_weight * before
         if lexical is not None:
             final = final + weights.locate_lexical * np.asarray([lexical.get(int(s), 0.0) for s in ids])
         return dict(zip(ids.tolist(), final.tolist(), strict=True))
@@ -402,12 +413,20 @@ class Index:
         query, asked = self._encode_question(_check_text(question, "question"))
         if asked is None:
             return None
-        scores = self._close_scores(asked, query[0], [chunk_id], weights)
+        scores = self._close_scores(question, asked, query[0], [chunk_id], weights)
         if not scores:
             return None
         best = max(scores, key=lambda s: (scores[s], -s))
         row = self.db.execute("SELECT link_time FROM segments WHERE id = ?", (best,)).fetchone()
         return None if row is None else row[0]
+
+    def _passage_starts(self, chunk_ids: list[int]) -> list[int]:
+        """The first segment id of each of some passages."""
+        rows = self.db.execute(
+            "SELECT seg_start FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(chunk_ids),),
+        )
+        return [int(r[0]) for r in rows]
 
     def _read_closely(self, asked: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
         """Word-level MaxSim of the segments of some passages with the question's word vectors ``asked``:

@@ -182,7 +182,9 @@ def test_a_shared_link_opens_in_locate_mode_and_back_returns(page: Page, server:
 def test_no_good_answer_is_said_and_the_closest_passages_still_shown(page: Page, server: str) -> None:
     page.goto(f"{server}/?q=blorf+snarglewump+trindle+vox")
     page.locator(".result-list .result").first.wait_for()
-    assert page.locator("#status").inner_text().startswith("No good answer: nothing in the notes answers this")
+    assert (
+        page.locator("#status").inner_text().startswith("No good answer: nothing in the notes answers this")
+    )
     assert page.locator("#answer").is_hidden()
 
 

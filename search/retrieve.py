@@ -250,13 +250,11 @@ class Index:
         weights: rank.Weights = rank.HYBRID,
     ) -> list[Result]:
         """`ask` as a person sees it: the k best videos, each with its best passage and its other moments."""
-        if not 1 <= k <= 50:
-            raise YtnotesError(f"-k must be between 1 and 50, not {k}")
-        query, moments = self._moments(question, channel, video, weights)
+        moments = self._moments(question, k, channel, video, weights)
         # Grouped before Hits are made: only the moments shown are read in full.
         groups = group_moments(moments[:50], k)
         shown = [(n, moments[i]) for n, (lead, others) in enumerate(groups, 1) for i in (lead, *others)]
-        hits = iter(self._moment_hits(shown, query))
+        hits = iter(self._moment_hits(shown))
         return [Result(next(hits), [next(hits) for _ in others]) for _, others in groups]
 
     def ask(
@@ -269,21 +267,21 @@ class Index:
     ) -> list[Hit]:
         """The k moments that best answer the question, best first: each a passage linked to the moment of its
         best-matching sentence. (Grouping by video is `group_by_video`'s job.)"""
-        if not 1 <= k <= 50:
-            raise YtnotesError(f"-k must be between 1 and 50, not {k}")
-        query, moments = self._moments(question, channel, video, weights)
-        return self._moment_hits(list(enumerate(moments[:k], 1)), query)
+        moments = self._moments(question, k, channel, video, weights)
+        return self._moment_hits(list(enumerate(moments[:k], 1)))
 
     def _moments(
-        self, question: str, channel: str | None, video: str | None, weights: rank.Weights
-    ) -> tuple[np.ndarray, list[Moment]]:
-        """The question's vector and the ranked moments that answer it."""
+        self, question: str, k: int, channel: str | None, video: str | None, weights: rank.Weights
+    ) -> list[Moment]:
+        """The ranked moments that answer a question (k is checked here, for `ask` and `answer` alike)."""
+        if not 1 <= k <= 50:
+            raise YtnotesError(f"-k must be between 1 and 50, not {k}")
         question = _check_text(question, "question")
         allowed = self._filter(channel, video)
         query, asked = self._encode_question(question)
-        return query[0], self._rank_moments(question, query, asked, allowed, weights)
+        return self._rank_moments(question, query, asked, allowed, weights)
 
-    def _moment_hits(self, ranked: list[tuple[int, Moment]], query: np.ndarray) -> list[Hit]:
+    def _moment_hits(self, ranked: list[tuple[int, Moment]]) -> list[Hit]:
         """Moments read in full as hits, each with its rank and the score it was ranked by."""
         return self._hits([(n, m.score, m.chunk, m.segment) for n, m in ranked]) if ranked else []
 

@@ -109,7 +109,18 @@ def load(path: Path) -> list[Question]:
 
 NAN = float("nan")
 #: The columns of a question's results (see `score`).
-COLUMNS = ["hit@1", "hit@5", "MRR@10", "second±10s", "read@1", "read@5", "rMRR@10", "passage→s", "flagged"]
+COLUMNS = [
+    "hit@1",
+    "hit@5",
+    "MRR@10",
+    "second±10s",
+    "ceiling",
+    "read@1",
+    "read@5",
+    "rMRR@10",
+    "passage→s",
+    "flagged",
+]
 
 
 def _ranks(links: list[tuple[str | None, int | None]], item: Question) -> list[float]:
@@ -120,7 +131,8 @@ def _ranks(links: list[tuple[str | None, int | None]], item: Question) -> list[f
 
 def score(idx: Index, questions: list[Question], weights: rank.Weights) -> dict[str, list[float]]:
     """Per question, the COLUMNS: hit@1, hit@5 and reciprocal rank of the ranked moments (`ask`); whether the
-    second is right when the top video is (else nan); the same three on the links as a reader meets them (result 1,
+    second is right when the top video is (else nan); whether the top passage cites a right second at all, when the
+    top video is right (the most any choice of the moment inside that passage could reach); the same three on the links as a reader meets them (result 1,
     its `also` moments, result 2, ...: `answer`); whether the second pass picks a right second inside the gold
     passage (the moment step alone); whether `ask` says it found no good answer. An unrelated question (no gold) has
     nan everywhere but that last column."""
@@ -128,14 +140,14 @@ def score(idx: Index, questions: list[Question], weights: rank.Weights) -> dict[
     for item in questions:
         if item.kind == "unrelated":
             results = idx.answer(item.q, k=1, weights=weights)
-            out[item.q] = [NAN] * 8 + [float(not retrieve.found(results))]
+            out[item.q] = [NAN] * 9 + [float(not retrieve.found(results))]
             continue
         if item.is_locate:
             found = idx.locate(item.q, weights=weights)
             h = found.hit
             ok = float(h is not None and item.hit(h.video_id, h.seconds))
             same = h is not None and h.video_id == item.video
-            out[item.q] = [ok, ok, ok, ok if same else NAN, ok, ok, ok, NAN, float(not found.found)]
+            out[item.q] = [ok, ok, ok, ok if same else NAN, NAN, ok, ok, ok, NAN, float(not found.found)]
             continue
         hits = idx.ask(item.q, k=DEPTH, weights=weights)
         per_result = _ranks([(h.video_id, h.seconds) for h in hits], item)
@@ -145,6 +157,7 @@ def score(idx: Index, questions: list[Question], weights: rank.Weights) -> dict[
         out[item.q] = [
             *per_result,
             per_result[0] if top_same else NAN,
+            float(any(item.hit(item.video, t) for t in hits[0].times)) if top_same else NAN,
             *_ranks(links, item),
             _moment_given_passage(idx, item, weights),
             float(not retrieve.found(results)),

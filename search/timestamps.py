@@ -20,8 +20,9 @@ because a note's author (or generator) tends to make the same mistake throughout
   note that has many of them (at least ``MIXED_MIN`` and a tenth of its values with real seconds: they do not
   happen by chance, 1 in 60), expensive elsewhere; a value whose hour is more than one above the note's largest real
   hour, past twice its latest time with real seconds (and ``LATEST_MARGIN``), or past ``MAX_SECONDS``, cannot be
-  hours. One reading per run: never two inside one bracket. See
-  ``read_clock`` for the costs.
+  hours. One reading per run: never two inside one bracket. In such a note whose every value with real seconds
+  ends in a single digit (``01:23:05``, ``05:01:04``: 1 in 6 each by chance), that digit is a fraction: those values
+  get the minutes:seconds reading as a choice too. See ``read_clock`` for the costs.
 * After that, a value with minutes or seconds above 59, or longer than ``MAX_SECONDS``, is dropped with a
   warning: no single reading is clearly right.
 """
@@ -167,9 +168,12 @@ class Clock:
 
     reading: Reading
     seconds: list[list[int | TimestampError]]
-    #: Values read as minutes:seconds by the sequence rule (hours-reading notes only), and one example.
+    #: Values read as minutes:seconds by the sequence rule (hours-reading notes only), and one example: whole-minute
+    #: values (``01:39:00``), and values whose last part is a fraction (``01:23:05``).
     repaired: int = 0
     example: str = ""
+    fractions: int = 0
+    fraction_example: str = ""
 
     def warning(self) -> str | None:
         """The one-line repair note for the whole note, or None when every value was read as written."""
@@ -177,12 +181,17 @@ class Clock:
             return "reads its three-part timestamps as minutes:seconds:fraction (some cannot be hours)"
         if self.reading is Reading.MINUTES:
             return "reads its timestamps as minutes:seconds:00 (every three-part value ends in :00)"
+        done = []
         if self.repaired:
             which = "timestamp" if self.repaired == 1 else "timestamps"
-            return (
-                f"read {self.repaired} {which} such as {self.example} as minutes:seconds:00 "
-                "(read as hours they would not fit the note's other times)"
+            done.append(f"{self.repaired} {which} such as {self.example} as minutes:seconds:00")
+        if self.fractions:
+            which = "timestamp" if self.fractions == 1 else "timestamps"
+            done.append(
+                f"{self.fractions} {which} such as {self.fraction_example} as minutes:seconds:fraction"
             )
+        if done:
+            return f"read {' and '.join(done)} (read as hours they would not fit the note's other times)"
         return None
 
 
@@ -212,8 +221,15 @@ def read_clock(runs: Sequence[Sequence[Parts]]) -> Clock:
     latest = 2 * max(real_times) + LATEST_MARGIN if real_times else 0
     hours_cost = HOURS_COST_MIXED if mixed else 0.0
 
+    # ``01:23:05`` among ``01:18:00, 01:29:00``: in a note that writes whole minutes as A:B:00 and whose every other
+    # value ends in a single digit (1 in 6 by chance, each), the last part is a fraction of a second: the value has
+    # a minutes:seconds reading too, and the sequence decides, as for whole-minute values.
+    fractions = mixed and _small_fractions(three)
+
     def options(p: Parts) -> _Options:
         hours = _try(p, Reading.HOURS)
+        if fractions and _small_fraction(p):
+            return _Options((hours, _try(p, Reading.MINUTES)), (0.0, 0.0))
         if not (len(p.numbers) == 3 and p.numbers[2] == 0):
             return _Options((hours, hours), (0.0, 0.0))
         minutes = _try(p, Reading.MINUTES)
@@ -270,11 +286,31 @@ def read_clock(runs: Sequence[Sequence[Parts]]) -> Clock:
             o = options(p)
             value = o.values[state]
             if state == 1 and o.values[0] is not value and isinstance(value, int):
-                clock.repaired += 1
-                clock.example = clock.example or p.raw
+                if p.numbers[2] == 0:
+                    clock.repaired += 1
+                    clock.example = clock.example or p.raw
+                else:
+                    clock.fractions += 1
+                    clock.fraction_example = clock.fraction_example or p.raw
             out.append(value)
         clock.seconds.append(out)
     return clock
+
+
+#: A last part (not 0) below this may be a fraction of a second rather than seconds (see `read_clock`).
+SMALL_FRACTION = 10
+
+
+def _small_fraction(p: Parts) -> bool:
+    """``A:B:C`` with A > 0 and 0 < C < SMALL_FRACTION."""
+    return len(p.numbers) == 3 and p.numbers[0] > 0 and 0 < p.numbers[2] < SMALL_FRACTION
+
+
+def _small_fractions(three: Sequence[Parts]) -> bool:
+    """Whether a note's values with real seconds and a non-zero first part (at least one) all end in a single
+    digit: its writer's ``A:B:C`` is minutes:seconds:fraction, with whole minutes as ``A:B:00``."""
+    real = [p for p in three if p.numbers[0] > 0 and p.numbers[2] != 0]
+    return bool(real) and all(_small_fraction(p) for p in real)
 
 
 @dataclass(frozen=True)

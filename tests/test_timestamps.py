@@ -183,6 +183,41 @@ def test_one_whole_minute_value_among_real_ones_is_read_in_their_sequence() -> N
     assert clock.seconds == [[276], [123], [281], [303], [77], [319], [793]]
 
 
+def test_single_digit_fractions_among_whole_minutes_are_minutes_and_seconds() -> None:
+    # amiteshanand/Cbwq8lUeyLk (Couchbase, a nine-minute talk): `01:23:05` and `05:01:04` were read as hours while the
+    # whole-minute values around them were already read as minutes:seconds.
+    values = [
+        "01:23:05",
+        "01:18:03",
+        "01:29:00",
+        "01:34:09",
+        "01:39:00",
+        "05:01:04",
+        "05:28:09",
+        "05:48:00",
+        "03:06:00",
+    ]
+    clock = _clock(*([v] for v in values))
+    assert [s for run in clock.seconds for s in run] == [83, 78, 89, 94, 99, 301, 328, 348, 186]
+    assert (clock.repaired, clock.fractions) == (4, 5)
+    warning = clock.warning()
+    assert warning is not None and "5 timestamps such as 01:23:05 as minutes:seconds:fraction" in warning
+
+
+def test_fractions_are_not_read_as_minutes_when_other_values_have_real_seconds() -> None:
+    # Real seconds 1 to 9 are 1 in 6 of all values: in a note with other real seconds (`02:19:58`), `03:09:07` is
+    # read as written, as every value with real seconds is.
+    values = ["02:19:58", "02:29:27", "03:09:07", "02:55:56", "03:26:00", "03:37:00", "03:03:00", "02:11:02"]
+    clock = _clock(*([v] for v in values))
+    assert [s for run in clock.seconds for s in run][:3] == [8398, 8967, 11347]
+    assert clock.fractions == 0
+
+
+def test_a_fraction_in_a_note_without_whole_minute_values_stays_hours() -> None:
+    clock = _clock(["01:02:07"], ["01:05:30"], ["01:09:13"])
+    assert clock.seconds == [[3727], [3930], [4153]] and clock.warning() is None
+
+
 def test_whole_minute_values_inside_a_run_of_real_hours_keep_their_hour() -> None:
     # bankless/WpjcPPrrN2E mixes both: minutes:seconds:00 at the start, then 01:09:13, 01:11:00, 01:13:42.
     values = [

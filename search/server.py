@@ -183,7 +183,7 @@ class _Headers:
             await send(message)
 
         if self.hosts is not None and _host_name(scope) not in self.hosts:
-            body = b'{"detail":"unknown Host header: open the page at the address ytnotes serve printed"}'
+            body = b'{"detail":"unknown Host header: use the address ytnotes printed when it started"}'
             await send_with_headers(
                 {
                     "type": "http.response.start",
@@ -205,6 +205,17 @@ def _host_name(scope: Scope) -> str:
     if raw.startswith("["):
         return raw[1:].split("]", 1)[0]
     return raw.rsplit(":", 1)[0] if raw.count(":") == 1 else raw
+
+
+def allowed_hosts(host: str) -> list[str] | None:
+    """The Host names a server bound to `host` answers to: the loopback names and its own when it is bound to
+    loopback (DNS-rebinding protection), any (None) when other machines are meant to reach it."""
+    return [*LOOPBACK_NAMES, host] if is_loopback(host) else None
+
+
+def guarded(app: Callable[[Scope, Receive, Send], Awaitable[None]], hosts: Sequence[str] | None) -> _Headers:
+    """An ASGI app behind the Host check and the security headers of `ytnotes serve` (for `ytnotes mcp --http`)."""
+    return _Headers(app, hosts)
 
 
 def is_loopback(host: str) -> bool:
@@ -273,7 +284,7 @@ def serve(
     warning = exposure_warning(host, port)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    hosts = [*LOOPBACK_NAMES, host] if is_loopback(host) else None
+    hosts = allowed_hosts(host)
     sock = listen(host, port)  # first: a busy port is said at once, before the index is loaded
     try:
         app = create_app(index_dir, hosts=hosts, workers=workers)

@@ -166,6 +166,48 @@ def serve(
         run_server(index, host=host, port=port, workers=workers)
 
 
+@app.command("mcp")
+def mcp_command(
+    index: IndexOption = Path("index"),
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http", help="Serve Streamable HTTP at /mcp instead of stdio (one process, many clients)."
+        ),
+    ] = False,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            show_default=False,
+            help="With --http: address to listen on [default: 127.0.0.1]. Any but loopback lets other machines "
+            "read your notes.",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            show_default=False,
+            help="With --http: port to listen on [default: 8766; 0: any free one].",
+        ),
+    ] = None,
+) -> None:
+    """Let AI assistants and agents search the notes: a Model Context Protocol server (tools ask, locate, info)."""
+    from search.mcp_server import DEFAULT_HTTP_PORT, run
+    from search.server import DEFAULT_HOST
+
+    if not http and (host is not None or port is not None):
+        raise YtnotesError(
+            "--host and --port are for --http; over stdio the client starts `ytnotes mcp` itself"
+        )
+    # Ctrl-C is how the HTTP server is stopped: a normal end, status 0 (as `serve`).
+    with contextlib.suppress(KeyboardInterrupt):
+        run(index, http=http, host=host or DEFAULT_HOST, port=DEFAULT_HTTP_PORT if port is None else port)
+
+
 def _open_in_browser(results: list[Any]) -> None:
     """Open the top moment with Python's webbrowser (which honours $BROWSER); say so on stderr."""
     import webbrowser

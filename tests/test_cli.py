@@ -30,7 +30,7 @@ def test_help_imports_nothing_heavy() -> None:
     assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("command", ["build", "ask", "locate", "info"])
+@pytest.mark.parametrize("command", ["build", "ask", "locate", "info", "mcp"])
 def test_every_command_has_help(command: str) -> None:
     proc = run_cli(command, "--help")
     assert proc.returncode == 0

@@ -18,10 +18,12 @@ The MCP SDK and the index are imported inside functions, so `ytnotes --help` sta
 import annotations` here: the SDK reads the tools' parameter types, which are imported inside `create_server`.)
 """
 
+import contextlib
 import json
 import logging
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -132,9 +134,11 @@ def create_server(index_dir: Path, notes: Notes | None = None) -> "MCPServer":
     reading = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
     low, high = K_RANGE
 
-    def index() -> "Index":
+    @contextlib.contextmanager
+    def told_to_the_model() -> Iterator[None]:
+        """A YtnotesError (no index, an unknown channel, an empty question, ...) as a tool error: its one line."""
         try:
-            return notes.index()
+            yield
         except YtnotesError as exc:
             raise ToolError(str(exc)) from None
 
@@ -163,25 +167,22 @@ def create_server(index_dir: Path, notes: Notes | None = None) -> "MCPServer":
         channel, video = channel or None, video or None
         if video and not valid_video_id(video):
             raise ToolError(f"video {video!r} is not a YouTube video id (11 letters, digits, - or _)")
-        try:
-            results = index().answer(question, k=k, channel=channel, video=video)
-        except YtnotesError as exc:
-            raise ToolError(str(exc)) from None
+        with told_to_the_model():
+            results = notes.index().answer(question, k=k, channel=channel, video=video)
         return _result(ask_json(question, k, channel, video, results), ask_text(results, tty=False))
 
     @server.tool(description=LOCATE_DESCRIPTION, annotations=reading)
     def locate(
         claim: Annotated[str, Field(description="The claim or quote to find (at most 1,000 characters).")],
     ) -> CallToolResult:
-        try:
-            found = index().locate(claim)
-        except YtnotesError as exc:
-            raise ToolError(str(exc)) from None
+        with told_to_the_model():
+            found = notes.index().locate(claim)
         return _result(locate_json(claim, found, LOCATE_THRESHOLD), locate_text(found, LOCATE_THRESHOLD))
 
     @server.tool(description=INFO_DESCRIPTION, annotations=reading)
     def info() -> CallToolResult:
-        data = index().info()
+        with told_to_the_model():
+            data = notes.index().info()
         return _result(data, info_text(data))
 
     return server

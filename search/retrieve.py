@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -81,15 +81,25 @@ class Hit:
 
 @dataclass
 class Result:
-    """One video's answer: its best passage, and its other moments further than MERGE_SECONDS away."""
+    """One video's answer: its best passage, and its other moments further than MERGE_SECONDS away (and the best
+    moment of each other note about the video, however close)."""
 
     hit: Hit
     moments: list[Hit] = field(default_factory=list)
 
+    @property
+    def notes(self) -> list[str]:
+        """Every note the result draws on, the best passage's first."""
+        return list(dict.fromkeys([self.hit.note, *(m.note for m in self.moments)]))
+
     def to_json(self) -> dict[str, Any]:
         keys = ("seconds", "timestamp", "url", "sentence", "note", "line", "heading", "score")
         moments = [m.to_json() for m in self.moments]
-        return {**self.hit.to_json(), "moments": [{k: m[k] for k in keys} for m in moments]}
+        return {
+            **self.hit.to_json(),
+            "moments": [{k: m[k] for k in keys} for m in moments],
+            "notes": self.notes,
+        }
 
 
 #: Hits of one video closer than this many seconds are one moment (notes often cite one stretch of talk twice).
@@ -116,17 +126,35 @@ class Moment(NamedTuple):
     score: float = 0.0
 
 
-def group_moments(moments: Sequence[Timed], k: int) -> list[tuple[int, list[int]]]:
+#: A result's other moments come from the first this many ranked moments; moments further down only bring in
+#: more videos when the first ones hold fewer than k (so a video's moments do not depend on k).
+GROUP_WINDOW = 50
+#: When the candidates hold fewer than k videos, `answer` looks this many times deeper (`rank.Weights.depth`).
+DEEPER = 8
+
+
+def group_moments(
+    moments: Sequence[Timed], k: int, notes: Sequence[object] | None = None, window: int = GROUP_WINDOW
+) -> list[tuple[int, list[int]]]:
     """Group ranked moments by video: the first moment of a video leads its group; later ones within
-    MERGE_SECONDS of a moment already in the group merge into it, the others (up to MAX_MOMENTS) join it.
-    Moments without a video id stand alone. Gives (index of the lead, indices of the others) for k groups."""
+    MERGE_SECONDS of a moment already in the group merge into it, the others (up to MAX_MOMENTS) join it. With
+    ``notes`` (each moment's note), the first moment of another note about the video joins it too, however close:
+    two notes about one video are one result that shows both. Moments without a video id stand alone. A moment
+    past ``window`` only leads a new group, or joins one led from past it. Gives (index of the lead, indices of
+    the others) for up to k groups."""
     groups: list[tuple[int, list[int]]] = []
     by_video: dict[str, tuple[int, list[int]]] = {}
     for i, moment in enumerate(moments):
         key, seconds = moment.video_id, moment.seconds
         if key is not None and key in by_video:
             lead, others = by_video[key]
-            shown = [moments[j].seconds for j in (lead, *others)]
+            if i >= window > lead:
+                continue
+            members = (lead, *others)
+            if notes is not None and notes[i] not in {notes[j] for j in members}:
+                others.append(i)
+                continue
+            shown = [moments[j].seconds for j in members]
             if (
                 seconds is None
                 or len(others) >= MAX_MOMENTS
@@ -146,7 +174,8 @@ def group_moments(moments: Sequence[Timed], k: int) -> list[tuple[int, list[int]
 
 def group_by_video(hits: list[Hit], k: int) -> list[Result]:
     """Ranked hits as k results, one per video (see `group_moments`), ranks renumbered."""
-    results = [Result(hits[lead], [hits[j] for j in others]) for lead, others in group_moments(hits, k)]
+    groups = group_moments(hits, k, [h.note for h in hits])
+    results = [Result(hits[lead], [hits[j] for j in others]) for lead, others in groups]
     for n, res in enumerate(results, 1):
         res.hit.rank = n
     return results
@@ -249,13 +278,50 @@ class Index:
         video: str | None = None,
         weights: rank.Weights = rank.HYBRID,
     ) -> list[Result]:
-        """`ask` as a person sees it: the k best videos, each with its best passage and its other moments."""
+        """`ask` as a person sees it: the k best videos, each with its best passage, its other moments and the best
+        moment of each other note about it. Fewer than k only when the notes (filtered) hold fewer videos."""
         moments = self._moments(question, k, channel, video, weights)
         # Grouped before Hits are made: only the moments shown are read in full.
-        groups = group_moments(moments[:50], k)
+        groups = group_moments(moments, k, self._notes_of(moments))
+        if len(groups) < k and self._videos(channel, video) > len(groups):
+            # The candidates hold too few videos: look deeper for more, keeping the ones found (a deeper search
+            # ranks a little differently, and the first results should not depend on k).
+            seen = {moments[lead].video_id or moments[lead].segment for lead, _ in groups}
+            deeper = replace(weights, depth=weights.depth * DEEPER)
+            more = [
+                m
+                for m in self._moments(question, k, channel, video, deeper)
+                if (m.video_id or m.segment) not in seen
+            ]
+            # Ranked below every moment of the first search, so shown no higher than its last.
+            floor = min((m.score for m in moments), default=float("inf"))
+            moments = moments + [m._replace(score=min(m.score, floor)) for m in more]
+            groups = group_moments(moments, k, self._notes_of(moments))
         shown = [(n, moments[i]) for n, (lead, others) in enumerate(groups, 1) for i in (lead, *others)]
         hits = iter(self._moment_hits(shown))
         return [Result(next(hits), [next(hits) for _ in others]) for _, others in groups]
+
+    def _notes_of(self, moments: Sequence[Moment]) -> list[int]:
+        """The note of each moment (by its passage)."""
+        owner = dict(
+            self.db.execute(
+                "SELECT id, note_id FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted({m.chunk for m in moments})),),
+            ).fetchall()
+        )
+        return [owner[m.chunk] for m in moments]
+
+    def _videos(self, channel: str | None, video: str | None) -> int:
+        """The most results the notes (filtered) could give: their videos, and each segment of a note without a
+        video id (those moments stand alone)."""
+        allowed = self._filter(channel, video)
+        where = "" if allowed is None else "WHERE s.chunk_id IN (SELECT value FROM json_each(?))"
+        row = self.db.execute(
+            "SELECT COUNT(DISTINCT n.video_id) + COALESCE(SUM(n.video_id IS NULL), 0) FROM segments s "
+            f"JOIN notes n ON n.id = s.note_id {where}",
+            () if allowed is None else (json.dumps(allowed),),
+        ).fetchone()
+        return int(row[0])
 
     def ask(
         self,

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Called as progress(stage, done, total); stage is "read" or "embed".
+#: Called as progress(stage, done, total); stage is "read" or "embed", or "export" (0, 0) when a first build starts
+#: the one-time model export.
 Progress = Callable[[str, int, int], None]
 
 
@@ -45,7 +46,10 @@ class BuildReport:
     seconds: float
     generation: Path
     skipped: list[NoteError] = field(default_factory=list)
+    #: "path:line: [value] why" for each timestamp ignored in the notes read by this build (warned of) ...
     dropped_timestamps: list[str] = field(default_factory=list)
+    #: ... and in the notes reused unchanged (warned of when they were read; `build --verbose` lists them again).
+    dropped_before: list[str] = field(default_factory=list)
     #: "path: how its clock was read", for each note read by this build whose timestamps were repaired as a whole.
     clock_repairs: list[str] = field(default_factory=list)
     #: Notes read and embedded anew / taken from the previous index unchanged; chunks embedded / reused.
@@ -135,10 +139,11 @@ def _build(
         raise YtnotesError(f"no .md notes in {notes_dir}; pass the folder that holds your notes")
     # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
     # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
-    embed.ensure_exported(index_dir)
+    embed.ensure_exported(index_dir, announce=lambda: progress("export", 0, 0))
     old_notes: dict[str, str] = previous.manifest["notes"] if previous else {}
 
     notes: list[NoteData] = []
+    reused: set[str] = set()
     changed = 0
     for i, path in enumerate(paths, 1):
         rel = path.relative_to(notes_dir).as_posix()
@@ -148,6 +153,7 @@ def _build(
             digest = ""  # read_note reports it
         if previous is not None and old_notes.get(rel) == digest:
             notes.append(previous.note(rel))
+            reused.add(rel)
         else:
             data = _read(path, notes_dir, chunk_tokens, skipped)
             if data is not None:
@@ -167,7 +173,7 @@ def _build(
             seconds=0.0,
             generation=previous.generation,
             skipped=skipped,
-            dropped_timestamps=[d for n in notes for d in n.dropped],
+            dropped_before=[d for n in notes for d in n.dropped],
             reused_notes=len(notes),
             up_to_date=True,
         )
@@ -198,7 +204,8 @@ def _build(
         seconds=0.0,
         generation=generation,
         skipped=skipped,
-        dropped_timestamps=[d for n in notes for d in n.dropped],
+        dropped_timestamps=[d for n in notes if n.rel not in reused for d in n.dropped],
+        dropped_before=[d for n in notes if n.rel in reused for d in n.dropped],
         clock_repairs=[n.clock_repair for n in notes if n.clock_repair],
         changed_notes=changed,
         reused_notes=len(notes) - changed,

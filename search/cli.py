@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -37,6 +38,9 @@ IndexOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (schema in the README).")]
+#: The words of a question or claim: quoted or not (joined with spaces); `-` reads it from stdin; after `--` it may
+#: start with `-`.
+WORDS_HELP = " Quotes are optional; - reads it from stdin; put -- before one that starts with -."
 
 
 @app.command()
@@ -60,13 +64,14 @@ def build(
 ) -> None:
     """Build (or rebuild) the index of a folder of notes."""
     from search.build import build_index
-    from search.present import build_summary, printable
+    from search.present import build_summary, printable, readable
 
     folder = notes_dir or SAMPLE_NOTES
     with _progress() as progress:
         report = build_index(folder, index, progress=progress, full=full)
     if verbose:
-        report_lines = [printable(f"timestamp ignored: {d}") for d in report.dropped_timestamps]
+        dropped = report.dropped_before + report.dropped_timestamps
+        report_lines = [printable(readable(f"timestamp ignored: {d}")) for d in dropped]
         typer.echo("\n".join(report_lines), err=True) if report_lines else None
         report.dropped_timestamps = []
         if report.embedded_chunks and report.encode_seconds > 0:
@@ -82,8 +87,13 @@ def build(
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="A question in your own words.")],
-    k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many passages.")] = 5,
+    question_words: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="QUESTION", help="A question in your own words." + WORDS_HELP, show_default=False
+        ),
+    ],
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many results (videos).")] = 5,
     channel: Annotated[str | None, typer.Option("--channel", help="Only notes from this channel.")] = None,
     video: Annotated[str | None, typer.Option("--video", help="Only notes about this video id.")] = None,
     index: IndexOption = Path("index"),
@@ -94,9 +104,10 @@ def ask(
 ) -> None:
     """Answer a question with the closest passages, each linked to its moment in the video."""
     from search.language import HINT, mostly_not_english
-    from search.present import ask_json, ask_text
+    from search.present import ask_json, ask_text, screen
     from search.retrieve import open_index
 
+    question = _words(question_words)
     results = open_index(index, one_shot=True).answer(question, k=k, channel=channel, video=video)
     if mostly_not_english(question) and not as_json:
         typer.echo(f"hint: {HINT}", err=True)
@@ -105,24 +116,32 @@ def ask(
     if as_json:
         _json(ask_json(question, k, channel, video, results))
     else:
-        typer.echo(ask_text(results, sys.stdout.isatty()))
+        typer.echo(ask_text(results, screen(sys.stdout)))
 
 
 @app.command()
 def locate(
-    claim: Annotated[str, typer.Argument(help="A claim or quote to find the source moment of.")],
+    claim_words: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="CLAIM",
+            help="A claim or quote to find the source moment of." + WORDS_HELP,
+            show_default=False,
+        ),
+    ],
     index: IndexOption = Path("index"),
     as_json: JsonOption = False,
 ) -> None:
     """Find the one sentence that a claim or quote comes from, with its time and link."""
-    from search.present import locate_json, locate_text
+    from search.present import locate_json, locate_text, screen
     from search.retrieve import LOCATE_THRESHOLD, open_index
 
+    claim = _words(claim_words)
     result = open_index(index, one_shot=True).locate(claim)
     if as_json:
         _json(locate_json(claim, result, LOCATE_THRESHOLD))
     else:
-        typer.echo(locate_text(result, LOCATE_THRESHOLD))
+        typer.echo(locate_text(result, LOCATE_THRESHOLD, screen(sys.stdout)))
 
 
 @app.command()
@@ -208,6 +227,15 @@ def mcp_command(
         run(index, http=http, host=host or DEFAULT_HOST, port=DEFAULT_HTTP_PORT if port is None else port)
 
 
+def _words(words: list[str]) -> str:
+    """The question or claim: its words joined with spaces, or stdin when it is `-`."""
+    if words == ["-"]:
+        if sys.stdin.isatty():
+            raise YtnotesError("- reads the text from stdin: pipe it in, e.g. echo 'why …' | ytnotes ask -")
+        return sys.stdin.read().strip()
+    return " ".join(words)
+
+
 def _open_in_browser(results: list[Any]) -> None:
     """Open the top moment with Python's webbrowser (which honours $BROWSER); say so on stderr."""
     import webbrowser
@@ -226,34 +254,68 @@ def _json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+#: What a first build says while it exports the model (the one step that imports torch).
+EXPORTING = "Preparing the model for this index (done once; it takes a few seconds)…"
+
+
 class _progress:
-    """A progress bar on stderr (counts and ETA) while a build reads and embeds; silent when not a terminal."""
+    """Progress on stderr while a build works: a spinner line while a first build exports the model (one plain line
+    when stderr is not a terminal), then bars with counts and ETA while it reads and embeds. NO_COLOR (any value
+    but empty) turns off colour and bold."""
 
     def __enter__(self) -> Any:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(
-            TextColumn("{task.description:<14}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
+        from search.present import no_color
+
+        self.console = Console(stderr=True, color_system=None if no_color() else "auto")
+        self.bar: Any = None
+        self.status: Any = None
+        self.export_started = 0.0
         self.tasks: dict[str, Any] = {}
-        self.bar.start()
         return self.update
 
     def update(self, stage: str, done: int, total: int) -> None:
+        if stage == "export":
+            self.export_started = time.monotonic()
+            if self.console.is_terminal:
+                self.status = self.console.status(EXPORTING)
+                self.status.start()
+            else:
+                typer.echo(EXPORTING, err=True)
+            return
+        self._exported()
+        if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description:<14}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self.bar.start()
         if stage not in self.tasks:
             label = {"read": "Reading notes", "embed": "Embedding"}.get(stage, stage)
             self.tasks[stage] = self.bar.add_task(label, total=total)
         self.bar.update(self.tasks[stage], completed=done, total=total)
 
+    def _exported(self) -> None:
+        """The export is over: the spinner gives way to a line saying how long it took."""
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+            seconds = time.monotonic() - self.export_started
+            self.console.print(f"Prepared the model in {seconds:.1f} s (once per index).", highlight=False)
+
     def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
+        if self.status is not None:
+            self.status.stop()
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def main() -> None:

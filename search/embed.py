@@ -155,15 +155,18 @@ def fingerprint_id() -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def ensure_exported(index_dir: Path) -> Path:
+def ensure_exported(index_dir: Path, announce: Callable[[], None] | None = None) -> Path:
     """The index's ONNX export of the model, made on first use (the one step that needs torch), and made again
-    when a file of it is missing or damaged (so `ytnotes build --full` repairs it)."""
+    when a file of it is missing or damaged (so `ytnotes build --full` repairs it). ``announce`` is called when an
+    export is about to start (seconds of work a build says it is doing)."""
     from search import question_model
 
     folder = index_dir / ENCODER_FOLDER / fingerprint_id()
     if _export_intact(folder):
         question_model.prepare(folder)
         return folder
+    if announce is not None:
+        announce()
     offline()
     from search.onnx_export import export_in_child
     from search.verified import Verified, file_sha256

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import textwrap
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from search.build import BuildReport
@@ -17,16 +21,80 @@ LIST_DROPPED = 5
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+#: A formula, kept whole when lines are wrapped: display ``$$…$$`` (the note's lines already joined into one) and
+#: inline ``$…$`` that neither starts nor ends with a space (so "$5 and $10" is not one).
+_MATH = re.compile(r"\$\$.+?\$\$|\$(?=\S)[^$\n]{1,200}?(?<=\S)\$")
+#: Stand-ins while wrapping, never in printable text (control characters are replaced): a space that must not break,
+#: and the start and end of bold.
+_GLUE, _BOLD, _END = "\x00", "\x01", "\x02"
+#: An anchor as notes write it (`<a class="yt-timestamp" data-t="00:01:50">[00:01:50]</a>`), with the brackets a
+#: warning may have put around it.
+_ANCHOR = re.compile(r"\[?<a\b[^>]*?(?:data-t=[\"']([^\"']*)[\"'])?[^>]*>(.*?)</a>\]?", re.I | re.S)
+
+
 def printable(text: str) -> str:
     """Text from notes made safe to print: each control character becomes U+FFFD."""
     return _CONTROL.sub("\ufffd", text)
 
 
-def emphasis(tty: bool) -> Callable[[str], str]:
-    """Bold in a terminal, ``**markdown**`` when piped (so the emphasis survives in files)."""
-    if tty:
-        return lambda s: f"\x1b[1m{s}\x1b[0m"
+def no_color() -> bool:
+    """Whether NO_COLOR (https://no-color.org) asks for no styling: set to anything but empty."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
+@dataclass(frozen=True)
+class Screen:
+    """Where text goes: ``width`` columns to wrap to (None: one line per item, as when piped to a file or a
+    program), and whether bold may be used (a terminal, without NO_COLOR)."""
+
+    width: int | None = None
+    bold: bool = False
+
+
+def screen(stream: TextIO) -> Screen:
+    """A terminal's width and bold (unless NO_COLOR); plain unwrapped lines when the stream is not a terminal."""
+    if not stream.isatty():
+        return Screen()
+    return Screen(shutil.get_terminal_size().columns, not no_color())
+
+
+def emphasis(bold: bool) -> Callable[[str], str]:
+    """Bold in a terminal, ``**markdown**`` when piped or with NO_COLOR (so the emphasis survives in files)."""
+    if bold:
+        return lambda s: f"{_BOLD}{s}{_END}"
     return lambda s: f"**{s}**"
+
+
+def wrap(text: str, width: int | None, first: str = "", rest: str | None = None) -> str:
+    """One line of output after ``first``, wrapped to ``width`` columns (None: left whole) with ``rest`` (default
+    ``first``) before each further line. Never breaks a link, a word or a formula. Bold markers from `emphasis`
+    become the terminal's bold here."""
+    indent = first if rest is None else rest
+    if width is None:
+        out = first + text
+    else:
+        glued = _MATH.sub(lambda m: m.group(0).replace(" ", _GLUE), text)
+        lines = textwrap.wrap(
+            glued,
+            width=max(width, 20),
+            initial_indent=first,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        out = "\n".join(lines).replace(_GLUE, " ")
+    return out.replace(_BOLD, "\x1b[1m").replace(_END, "\x1b[0m")
+
+
+def readable(text: str) -> str:
+    """A warning's text with each timestamp anchor as notes write it shown as ``[00:01:50]`` (its data-t, else its
+    label), never as raw HTML."""
+
+    def stamp(m: re.Match[str]) -> str:
+        value = (m.group(1) or "").strip() or re.sub(r"<[^>]*>", "", m.group(2)).strip().strip("[]").strip()
+        return f"[{value}]"
+
+    return _ANCHOR.sub(stamp, text)
 
 
 def moment(hit: Hit) -> str:
@@ -43,19 +111,23 @@ def source(hit: Hit) -> str:
     return " · ".join(parts) + (f" › {where}" if where else "")
 
 
-def ask_text(results: list[Result], tty: bool) -> str:
+def ask_text(results: list[Result], out: Screen) -> str:
+    """The answer line and the results, wrapped to the screen (see `Screen`)."""
     if not results:
         return "No passages found."
     from search.retrieve import ANSWER_THRESHOLD, found
 
-    em = emphasis(tty)
+    em = emphasis(out.bold)
     best = results[0].hit
     if found(results):
-        lines = [printable(f"Answer: {best.sentence} {moment(best)}"), ""]
+        lines = [wrap(printable(f"Answer: {best.sentence} {moment(best)}"), out.width, "", " " * 8), ""]
     else:
         lines = [
-            f"No good answer: nothing in the notes answers this closely (best score {best.score:.2f}, below "
-            f"{ANSWER_THRESHOLD:.2f}). The closest passages:",
+            wrap(
+                f"No good answer: nothing in the notes answers this closely (best score {best.score:.2f}, below "
+                f"{ANSWER_THRESHOLD:.2f}). The closest passages:",
+                out.width,
+            ),
             "",
         ]
     for res in results:
@@ -63,35 +135,42 @@ def ask_text(results: list[Result], tty: bool) -> str:
         parts = (printable(hit.before), em(printable(hit.sentence)), printable(hit.after))
         snippet = " ".join(p for p in parts if p)
         lines += [
-            printable(f"{hit.rank}. {source(hit)}  ({hit.score:.2f})"),
-            printable(f"   {moment(hit)}"),
-            f"   {snippet}",
-            printable(f"   {hit.note}:{hit.line}"),
+            wrap(printable(f"{hit.rank}. {source(hit)}  ({hit.score:.2f})"), out.width, "", "   "),
+            wrap(printable(moment(hit)), out.width, "   "),
+            wrap(snippet, out.width, "   "),
+            wrap(printable(f"{hit.note}:{hit.line}"), out.width, "   "),
         ]
         for other in res.moments:
-            lines.append(printable(f"   also {moment(other)}  {_short(other.sentence)}"))
+            # A moment from another note about the same video says which note it is in.
+            where = f"  ({other.note}:{other.line})" if other.note != hit.note else ""
+            text = printable(f"also {moment(other)}  {_short(other.sentence)}{where}")
+            lines.append(wrap(text, out.width, "   ", " " * 8))
         lines.append("")
     return "\n".join(lines).rstrip()
 
 
 def _short(text: str, width: int = 90) -> str:
-    return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"
+    """About ``width`` characters of a sentence, cut at a space outside any formula."""
+    if len(text) <= width:
+        return text
+    glued = _MATH.sub(lambda m: m.group(0).replace(" ", _GLUE), text)
+    cut = glued[: width - 1].rsplit(" ", 1)[0] if " " in glued[: width - 1] else glued[: width - 1]
+    return cut.replace(_GLUE, " ") + "…"
 
 
-def locate_text(result: Located, threshold: float) -> str:
+def locate_text(result: Located, threshold: float, out: Screen | None = None) -> str:
+    width = out.width if out else None
     hit = result.hit
     if not result.found or hit is None:
         best = f" (best match {result.confidence:.2f}, below {threshold:.2f})" if hit else ""
-        return f"Not found{best}: no sentence in the notes says this closely enough."
-    return printable(
-        "\n".join(
-            [
-                f"“{hit.sentence}”",
-                f"{moment(hit)}",
-                f"{source(hit)}",
-                f"{hit.note}:{hit.line}  confidence {result.confidence:.2f}",
-            ]
-        )
+        return wrap(f"Not found{best}: no sentence in the notes says this closely enough.", width)
+    return "\n".join(
+        [
+            wrap(printable(f"“{hit.sentence}”"), width, "", " "),
+            wrap(printable(moment(hit)), width),
+            wrap(printable(source(hit)), width),
+            wrap(printable(f"{hit.note}:{hit.line}  confidence {result.confidence:.2f}"), width),
+        ]
     )
 
 
@@ -145,10 +224,10 @@ def info_text(info: dict[str, Any]) -> str:
 
 def build_summary(report: BuildReport) -> list[str]:
     """Warnings (one line each) and the summary line, for stderr."""
-    lines = [printable(f"warning: skipped {err}") for err in report.skipped]
-    lines += [printable(f"warning: {line}") for line in report.clock_repairs]
+    lines = [printable(readable(f"warning: skipped {err}")) for err in report.skipped]
+    lines += [printable(readable(f"warning: {line}")) for line in report.clock_repairs]
     for line in report.dropped_timestamps[:LIST_DROPPED]:
-        lines.append(printable(f"warning: timestamp ignored: {line}"))
+        lines.append(printable(readable(f"warning: timestamp ignored: {line}")))
     if len(report.dropped_timestamps) > LIST_DROPPED:
         lines.append(
             f"warning: {len(report.dropped_timestamps) - LIST_DROPPED} more timestamps ignored "

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
 import re
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
 
-from conftest import EXPECTATIONS, run_cli
+from conftest import EXPECTATIONS, REPO, run_cli
+from search.cli import EXPORTING
 from search.retrieve import LOCATE_THRESHOLD, open_index
 
 URL = re.compile(r"^https://www\.youtube\.com/watch\?v=[A-Za-z0-9_-]{11}(&t=\d+s)?$")
@@ -44,12 +50,19 @@ def test_ask_known_question_rank_one(sample_index: Path) -> None:
     top = data["results"][0]
     assert (top["note"], top["video_id"], top["seconds"]) == (item["note"], item["video"], item["t"])
     assert top["url"] == f"https://www.youtube.com/watch?v={item['video']}&t={item['t']}s"
-    assert data["answer"] == {key: value for key, value in top.items() if key != "moments"}
-    # Grouped by video: one result per video, its other moments more than 30 s apart.
+    assert data["answer"] == {key: value for key, value in top.items() if key not in ("moments", "notes")}
+    # Grouped by video: one result per video, its other moments more than 30 s apart (but for the first moment of
+    # another note about the video, which shows that note however close it is).
     assert len({r["video_id"] for r in data["results"]}) == len(data["results"])
     for r in data["results"]:
-        seconds = [r["seconds"], *(m["seconds"] for m in r["moments"])]
+        notes = [r["note"]]
+        seconds = [r["seconds"]]
+        for m in r["moments"]:
+            if m["note"] in notes:
+                seconds.append(m["seconds"])
+            notes.append(m["note"])
         assert all(abs(a - b) > 30 for i, a in enumerate(seconds) for b in seconds[i + 1 :]), seconds
+        assert r["notes"] == list(dict.fromkeys(notes))
     assert top["timestamp"] == "{:02d}:{:02d}:{:02d}".format(
         item["t"] // 3600, item["t"] // 60 % 60, item["t"] % 60
     )
@@ -206,3 +219,262 @@ def test_the_shown_scores_are_the_ranking_and_in_its_order(sample_index: Path) -
         assert scores == sorted(scores, reverse=True), (item["q"], scores)
         for r in data["results"]:  # a video's other moments were ranked below its best one
             assert all(m["score"] <= r["score"] for m in r["moments"]), r
+
+
+#: The sample notes' videos (two notes are about one Stanford talk).
+SAMPLE_VIDEOS = 16
+STANFORD = "UF8uR6Z6KLc"
+SGR = re.compile(r"\x1b\[[0-9;]*m")  # colour and bold
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def in_terminal(*args: str, columns: int = 60, env: dict[str, str] | None = None) -> tuple[str, int]:
+    """Run `ytnotes` with stdout and stderr on a pseudo-terminal of some width: what it showed, and its exit
+    status."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": str(columns), **(env or {})}
+    full_env.pop("YTNOTES_INDEX", None)
+    if "NO_COLOR" not in (env or {}):
+        full_env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=full_env,
+    )
+    os.close(slave)
+    shown = bytearray()
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not data:
+            break
+        shown += data
+    os.close(master)
+    status = proc.wait(timeout=600)
+    text = shown.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    return text, status
+
+
+def words_of(text: str) -> str:
+    """The words of some output, however it was wrapped and emphasised."""
+    return " ".join(ANSI.sub("", text).replace("**", "").split())
+
+
+def test_k_gives_k_videos_looking_deeper_when_grouping_merges_hits(sample_index: Path) -> None:
+    question = "why did he drop out of college"  # its first 50 moments hold only 5 videos
+    for k in (8, 12, SAMPLE_VIDEOS):
+        data = json.loads(
+            run_cli("ask", question, "-k", str(k), "--json", index=sample_index, check=True).stdout
+        )
+        videos = [r["video_id"] for r in data["results"]]
+        assert len(videos) == k == len(set(videos)), (k, videos)
+        scores = [r["score"] for r in data["results"]]
+        assert scores == sorted(scores, reverse=True)
+    # The first results do not depend on k.
+    five = json.loads(run_cli("ask", question, "--json", index=sample_index, check=True).stdout)["results"]
+    assert [r["url"] for r in five] == [r["url"] for r in data["results"][:5]]
+    # More than there are videos: every video once.
+    data = json.loads(run_cli("ask", question, "-k", "30", "--json", index=sample_index, check=True).stdout)
+    assert len(data["results"]) == SAMPLE_VIDEOS
+    # One video asked for: one result, not an error.
+    data = json.loads(
+        run_cli(
+            "ask", question, "-k", "5", "--video", STANFORD, "--json", index=sample_index, check=True
+        ).stdout
+    )
+    assert [r["video_id"] for r in data["results"]] == [STANFORD]
+
+
+def test_two_notes_about_one_video_are_one_result_showing_both(sample_index: Path) -> None:
+    notes = sorted(
+        p.relative_to(REPO / "search" / "sample_notes").as_posix()
+        for p in (REPO / "search" / "sample_notes").rglob(f"{STANFORD}-*.md")
+    )
+    assert len(notes) == 2
+    for question in ("why did he drop out of college", "what did he say about death"):
+        data = json.loads(run_cli("ask", question, "--json", index=sample_index, check=True).stdout)
+        stanford = [r for r in data["results"] if r["video_id"] == STANFORD]
+        assert len(stanford) == 1
+        assert sorted(stanford[0]["notes"]) == notes
+        other = next(n for n in notes if n != stanford[0]["note"])
+        moment = next(m for m in stanford[0]["moments"] if m["note"] == other)
+        # Said in the text too: the other note's moment names its note and line.
+        text = run_cli("ask", question, index=sample_index, check=True).stdout
+        assert re.search(
+            rf"^   also \[{moment['timestamp']}\] .*\({re.escape(other)}:{moment['line']}\)$", text, re.M
+        )
+
+
+def test_text_wraps_to_the_terminal_and_is_plain_when_piped(sample_index: Path) -> None:
+    question = "why did he drop out of college"
+    piped = run_cli("ask", question, index=sample_index, check=True).stdout
+    assert max(len(line) for line in piped.splitlines()) > 150  # one line per item
+    assert "\x1b" not in piped and "**" in piped
+    shown, status = in_terminal("ask", question, "--index", str(sample_index), columns=60)
+    assert status == 0
+    lines = ANSI.sub("", shown).splitlines()
+    for line in lines:  # only a word that cannot be broken (a link) may stick out
+        assert len(line) <= 60 or len(line.split()) == 1, line
+    assert sum(len(line) > 50 for line in lines) > 5
+    assert "\x1b[1m" in shown and "**" not in shown  # bold in a terminal
+    assert words_of(shown) == words_of(piped)  # the same text, wrapped
+    plain, _ = in_terminal("ask", question, "--index", str(sample_index), columns=60, env={"NO_COLOR": "1"})
+    assert not SGR.search(plain) and "**" in plain
+    assert words_of(plain) == words_of(piped)
+
+
+def test_an_unquoted_question_a_question_from_stdin_and_one_starting_with_a_dash(sample_index: Path) -> None:
+    item = EXPECTATIONS["ask"][1]
+    quoted = json.loads(run_cli("ask", item["q"], "--json", index=sample_index, check=True).stdout)
+    words = json.loads(run_cli("ask", *item["q"].split(), "--json", index=sample_index, check=True).stdout)
+    assert words["question"] == item["q"] and words["results"] == quoted["results"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "search"]
+    piped = subprocess.run(
+        [*cmd, "ask", "--index", str(sample_index), "--json", "-"],
+        input=item["q"] + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert json.loads(piped.stdout)["question"] == item["q"]
+    assert json.loads(piped.stdout)["results"] == quoted["results"]
+    dash = subprocess.run(
+        [*cmd, "ask", "--index", str(sample_index), "--json", "--", "-k", "is", "what?"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert json.loads(dash.stdout)["question"] == "-k is what?"
+    claim = "the heaviness of being successful was replaced by the lightness of being a beginner"
+    located = subprocess.run(
+        [*cmd, "locate", "--index", str(sample_index), "--json", *claim.split()],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert json.loads(located.stdout)["claim"] == claim and json.loads(located.stdout)["found"] is True
+    located = subprocess.run(
+        [*cmd, "locate", "--index", str(sample_index), "--json", "-"],
+        input=claim,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert json.loads(located.stdout)["claim"] == claim
+    # Without a pipe, `-` says how to use it.
+    _, status = in_terminal("ask", "-", "--index", str(sample_index))
+    assert status == 1
+
+
+FORMULA = r"\mathrm{softmax}(x)_i = \frac{e^{x_i}}{\sum_j e^{x_j}}"
+MATH_NOTE = f"""---
+title: Attention, written out
+videoId: Math_Note01
+---
+
+From: [[mathtalks]]
+
+## Softmax
+
+<a class="yt-timestamp" data-t="00:01:50">[00:01:50]</a> The softmax turns the attention scores into weights that
+add up to one, and it is written like this:
+
+$$
+{FORMULA}
+$$
+
+<a class="yt-timestamp" data-t="00:02:40">[00:02:40]</a> Each weight is positive, so the attention output is an
+average of the values, $E = mc^2$ has nothing to do with it.
+
+```
+an anchor in code: <a class="yt-timestamp" data-t="00:03:00">[00:03:00]</a>
+```
+"""
+OTHER_NOTE = """---
+title: A second talk
+videoId: Other_Note1
+---
+
+<a class="yt-timestamp" data-t="00:00:10">[00:00:10]</a> Something about pottery glazes and kilns.
+"""
+
+
+@pytest.fixture(scope="module")
+def math_index(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
+    """A tiny index of a note with formulas and a timestamp in a code fence, built by a first (piped) build."""
+    root = tmp_path_factory.mktemp("math")
+    notes = root / "notes"
+    notes.mkdir()
+    (notes / "math.md").write_text(MATH_NOTE, encoding="utf-8")
+    (notes / "other.md").write_text(OTHER_NOTE, encoding="utf-8")
+    first = run_cli("build", str(notes), index=root / "index", check=True)
+    return notes, root / "index", first
+
+
+def test_a_formula_is_shown_whole_on_one_line(
+    math_index: tuple[Path, Path, subprocess.CompletedProcess[str]],
+) -> None:
+    _, index, _ = math_index
+    question = "how is the softmax of the attention scores written"
+    piped = run_cli("ask", question, "-k", "1", index=index, check=True).stdout
+    assert f"$$ {FORMULA} $$" in piped
+    for columns in (40, 60, 100):
+        shown, status = in_terminal("ask", question, "-k", "1", "--index", str(index), columns=columns)
+        assert status == 0
+        lines = ANSI.sub("", shown).splitlines()
+        assert any(f"$$ {FORMULA} $$" in line for line in lines), shown
+    # Inline too.
+    question = "is the attention output an average of the values"
+    shown, status = in_terminal("ask", question, "-k", "1", "--index", str(index), columns=40)
+    assert status == 0 and any("$E = mc^2$" in line for line in ANSI.sub("", shown).splitlines()), shown
+
+
+def test_warnings_show_timestamps_readably_and_once(
+    math_index: tuple[Path, Path, subprocess.CompletedProcess[str]],
+) -> None:
+    notes, index, first = math_index
+    warning = (
+        f"warning: timestamp ignored: {notes / 'math.md'}:21: [00:03:00] inside a code fence, not a boundary"
+    )
+    assert warning in first.stderr.splitlines(), first.stderr
+    assert "<a" not in first.stderr and "data-t" not in first.stderr
+    # Another note changes: the unchanged note's warning is not repeated; nothing changes: neither.
+    (notes / "other.md").write_text(OTHER_NOTE + "\nA new line about the kiln.\n", encoding="utf-8")
+    second = run_cli("build", str(notes), index=index, check=True)
+    assert "1 notes read" in second.stderr and "timestamp ignored" not in second.stderr, second.stderr
+    third = run_cli("build", str(notes), index=index, check=True)
+    assert "up to date" in third.stderr and "warning" not in third.stderr, third.stderr
+    # --verbose lists every ignored timestamp, readably.
+    verbose = run_cli("build", str(notes), "-v", index=index, check=True)
+    assert f"timestamp ignored: {notes / 'math.md'}:21: [00:03:00] inside a code fence" in verbose.stderr
+    assert "<a" not in verbose.stderr
+
+
+def test_a_first_build_says_it_is_preparing_the_model(
+    math_index: tuple[Path, Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    notes, index, first = math_index
+    # Piped: one plain line, before the build's own lines; only when the model is exported.
+    assert first.stderr.splitlines()[0] == EXPORTING, first.stderr
+    assert first.stderr.count(EXPORTING) == 1
+    again = run_cli("build", str(notes), "--full", index=index, check=True)
+    assert EXPORTING not in again.stderr
+    # In a terminal: a spinner line, then how long it took; no colour or bold with NO_COLOR.
+    shown, status = in_terminal(
+        "build", str(notes), "--index", str(tmp_path / "index"), columns=100, env={"NO_COLOR": "1"}
+    )
+    assert status == 0
+    assert EXPORTING in shown and re.search(r"Prepared the model in \d+\.\d s", shown), shown
+    assert not SGR.search(shown), repr(shown[:300])

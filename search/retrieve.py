@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -619,17 +620,24 @@ class Index:
         return ids
 
     def _no_match(self, channel: str | None, video: str | None) -> str:
+        """One short line: the index may hold hundreds of channels, so it names at most the few closest to a
+        mistyped one."""
         if channel is not None:
-            known = sorted(
-                {r[0] for r in self.db.execute("SELECT channel FROM notes WHERE channel IS NOT NULL")}
-            )
-            if (
-                channel.casefold() not in {c.casefold() for c in known}
-                and not self.db.execute(
-                    "SELECT 1 FROM notes WHERE channel_key = ?", (channel.casefold(),)
-                ).fetchone()
-            ):
-                return f"no notes from channel {channel!r}; channels in the index: {', '.join(known)}"
+            names = {
+                name.casefold(): name
+                for row in self.db.execute("SELECT channel, channel_key FROM notes WHERE channel IS NOT NULL")
+                for name in row
+                if name
+            }
+            if channel.casefold() not in names:
+                channels = self.db.execute("SELECT COUNT(DISTINCT channel_key) FROM notes").fetchone()[0]
+                close = difflib.get_close_matches(channel.casefold(), list(names), n=3)
+                hint = (
+                    "; did you mean " + " or ".join(repr(names[c]) for c in close) + "?"
+                    if close
+                    else f" (the index holds notes from {channels} channels)"
+                )
+                return f"no notes from channel {channel!r}{hint}"
         if (
             video is not None
             and not self.db.execute("SELECT 1 FROM notes WHERE video_id = ?", (video,)).fetchone()

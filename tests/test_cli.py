@@ -163,7 +163,11 @@ def test_missing_index_is_a_user_error(tmp_path: Path, args: list[str], needle: 
     [
         (["ask", "x", "-k", "0"], "-k"),
         (["ask", "   "], "empty"),
-        (["ask", "x", "--channel", "no-such-channel"], "channels in the index"),
+        (
+            ["ask", "x", "--channel", "no-such-channel"],
+            "no notes from channel 'no-such-channel' (the index holds",
+        ),
+        (["ask", "x", "--channel", "veritas"], "no notes from channel 'veritas'; did you mean 'veritasium'?"),
         (["ask", "x", "--video", "not-an-id"], "video id"),
         (["locate", "x" * 1001], "1,000"),
     ],

@@ -140,8 +140,9 @@ def test_locate_not_found_is_still_an_answer(client: TestClient) -> None:
         (
             "/api/ask",
             {"q": "sleep", "channel": "nobody"},
-            "no notes from channel 'nobody'; channels in the index",
+            "no notes from channel 'nobody' (the index holds notes from 10 channels)",
         ),
+        ("/api/ask", {"q": "sleep", "channel": "tedd"}, "no notes from channel 'tedd'; did you mean 'ted'?"),
         ("/api/locate", {}, "q is required: the claim or quote"),
         ("/api/locate", {"q": " "}, "the claim is empty"),
         ("/api/locate", {"q": "y" * 1500}, "the claim is 1500 characters"),

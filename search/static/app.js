@@ -5,14 +5,24 @@
 "use strict";
 
 (() => {
-  const EMBED = "https://www.youtube-nocookie.com/embed/";
+  const EMBED_ORIGIN = "https://www.youtube-nocookie.com";
+  const EMBED = `${EMBED_ORIGIN}/embed/`;
   const WATCH = "https://www.youtube.com/watch?";
   const PLACEHOLDER = {
     ask: "Ask your notes a question",
     locate: "Paste a claim or a quote: where was this said?",
   };
-  // URL parameters passed through to /api/ask as they are (the page has no controls for them).
+  // The same, short enough for a phone's search box.
+  const SHORT_PLACEHOLDER = { ask: "Ask a question", locate: "Where was this said?" };
+  const narrow = window.matchMedia("(max-width: 30rem)");
+  const touch = window.matchMedia("(hover: none)");
+  // URL parameters passed through to /api/ask as they are; the filters among them show as chips with a clear button.
   const FILTERS = ["k", "channel", "video"];
+  const CHIPS = { channel: "Channel", video: "Video" };
+  // The embed says it has loaded by answering the widget handshake YouTube's iframe API uses (enablejsapi=1).
+  // Without an answer in this long, the player says the video cannot be played here, and offers the plain link.
+  const EMBED_TIMEOUT_MS = 8000;
+  const EMBED_READY = new Set(["onReady", "initialDelivery", "infoDelivery"]);
 
   const $ = (id) => document.getElementById(id);
   const form = $("search");
@@ -27,8 +37,11 @@
   const playerCaption = $("player-caption");
   const playerLink = $("player-link");
   const footer = $("info");
+  const filtersBox = $("filters");
+  const playerOffline = $("player-offline");
 
   let inFlight = null; // the AbortController of the search being answered
+  let embed = null; // the playing embed being watched: { frame, url, stamp, ping, timer, ready }
 
   /** An element with attributes (set as attributes, never as HTML) and children (strings become text nodes). */
   function el(tag, attrs, ...children) {
@@ -52,9 +65,13 @@
     return form.elements.mode.value === "locate" ? "locate" : "ask";
   }
 
+  function setPlaceholder() {
+    box.placeholder = (narrow.matches ? SHORT_PLACEHOLDER : PLACEHOLDER)[mode()];
+  }
+
   function setMode(value) {
     form.elements.mode.value = value === "locate" ? "locate" : "ask";
-    box.placeholder = PLACEHOLDER[mode()];
+    setPlaceholder();
     box.setAttribute("aria-label", mode() === "locate" ? "Claim or quote" : "Question");
   }
 
@@ -85,6 +102,35 @@
     return "/?" + params.toString();
   }
 
+  /** The active channel and video filters (ask only) as chips, each with a button that clears it. */
+  function showFilters(state) {
+    const active = state.mode === "ask" ? Object.keys(CHIPS).filter((name) => state[name]) : [];
+    filtersBox.replaceChildren();
+    for (const name of active) {
+      const clear = el(
+        "button",
+        { type: "button", class: "chip-clear", title: "Clear this filter", "aria-label": `Clear the ${name} filter` },
+        "×",
+      );
+      clear.addEventListener("click", () => {
+        const next = { ...state };
+        delete next[name];
+        search(next, "push");
+        if (!touch.matches) box.focus();
+      });
+      filtersBox.append(
+        el(
+          "span",
+          { class: "chip", "data-filter": name },
+          el("span", { class: "chip-label" }, `${CHIPS[name]}:`),
+          el("span", { class: "chip-value", title: state[name] }, state[name]),
+          clear,
+        ),
+      );
+    }
+    filtersBox.hidden = active.length === 0;
+  }
+
   // ---- searching -------------------------------------------------------------------------------------------
 
   function clearResults() {
@@ -96,6 +142,7 @@
   async function search(state, history) {
     const q = state.q.trim();
     if (inFlight) inFlight.abort();
+    showFilters(!q && history === "push" ? { mode: state.mode } : state);
     if (!q) {
       clearResults();
       setStatus("");
@@ -218,7 +265,10 @@
     const moments = el("ul", { class: "moments", "aria-label": "Moments" });
     moments.append(el("li", null, momentControls(hit, hit)));
     for (const other of hit.moments || []) {
-      moments.append(el("li", null, momentControls(other, hit), el("span", { class: "also" }, other.sentence)));
+      const text = el("span", { class: "also-text" }, el("span", { class: "also" }, other.sentence));
+      // A moment from another note about the same video says which note it is in.
+      if (other.note && other.note !== hit.note) text.append(el("span", { class: "also-note" }, `${other.note}:${other.line}`));
+      moments.append(el("li", null, momentControls(other, hit), text));
     }
     const scoreText = score || `score ${hit.score.toFixed(2)}`;
     card.append(moments, el("p", { class: "where" }, `${hit.note}:${hit.line}`, el("span", { class: "score" }, scoreText)));
@@ -281,7 +331,8 @@
 
   function playMoment(button, hit, moment, url) {
     const seconds = Math.max(0, Math.floor(Number(moment.seconds) || 0));
-    const src = `${EMBED}${encodeURIComponent(hit.video_id)}?start=${seconds}&autoplay=1&rel=0`;
+    const origin = encodeURIComponent(location.origin);
+    const src = `${EMBED}${encodeURIComponent(hit.video_id)}?start=${seconds}&autoplay=1&rel=0&enablejsapi=1&origin=${origin}`;
     // A new iframe each time: changing an iframe's src would add entries to the page's Back history.
     const frame = el("iframe", {
       src,
@@ -290,6 +341,7 @@
       referrerpolicy: "strict-origin-when-cross-origin",
     });
     playerFrame.replaceChildren(frame);
+    watchEmbed(frame, url, moment.timestamp ? `[${moment.timestamp}]` : "the video");
     playerCaption.textContent = `${moment.timestamp ? `[${moment.timestamp}] ` : ""}${hit.title}`;
     playerLink.setAttribute("href", url);
     player.hidden = false;
@@ -299,7 +351,65 @@
     if (window.matchMedia("(max-width: 61.99rem)").matches) player.scrollIntoView({ block: "nearest" });
   }
 
+  // ---- is the embed playing? -------------------------------------------------------------------------------
+
+  /** Watch a new embed: greet it as YouTube's iframe API does until it answers, or say it cannot be played. */
+  function watchEmbed(frame, url, stamp) {
+    stopWatching();
+    playerOffline.hidden = true;
+    player.dataset.embed = "loading";
+    embed = { frame, url, stamp, ready: false };
+    if (navigator.onLine === false) {
+      embedFailed();
+      return;
+    }
+    const hello = () => {
+      // Dropped by the browser unless the frame holds YouTube's page (not an error page).
+      if (frame.contentWindow) {
+        frame.contentWindow.postMessage(JSON.stringify({ event: "listening", id: 1, channel: "widget" }), EMBED_ORIGIN);
+      }
+    };
+    frame.addEventListener("load", hello);
+    embed.ping = setInterval(hello, 500);
+    embed.timer = setTimeout(embedFailed, EMBED_TIMEOUT_MS);
+  }
+
+  function stopWatching() {
+    if (!embed) return;
+    clearInterval(embed.ping);
+    clearTimeout(embed.timer);
+  }
+
+  function embedFailed() {
+    if (!embed || embed.ready) return;
+    stopWatching();
+    player.dataset.embed = "unavailable";
+    playerOffline.replaceChildren(
+      "The video cannot be played here: YouTube's player did not load (offline, or blocked?). ",
+      el("a", { href: embed.url, target: "_blank", rel: "noopener noreferrer" }, `Open ${embed.stamp} on YouTube ↗`),
+    );
+    playerOffline.hidden = false;
+  }
+
+  window.addEventListener("message", (event) => {
+    if (!embed || event.origin !== EMBED_ORIGIN || event.source !== embed.frame.contentWindow) return;
+    let data = event.data;
+    try {
+      if (typeof data === "string") data = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!data || !EMBED_READY.has(data.event)) return;
+    stopWatching();
+    embed.ready = true;
+    player.dataset.embed = "ready";
+    playerOffline.hidden = true; // it did load after all
+  });
+
   function closePlayer() {
+    stopWatching();
+    embed = null;
+    playerOffline.hidden = true;
     playerFrame.replaceChildren();
     player.hidden = true;
     layout.classList.remove("with-player");
@@ -368,6 +478,7 @@
   });
 
   window.addEventListener("popstate", fromUrl);
+  narrow.addEventListener("change", setPlaceholder);
 
   showInfo();
   fromUrl();

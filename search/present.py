@@ -29,7 +29,8 @@ _MATH = re.compile(r"\$\$.+?\$\$|\$(?=\S)[^$\n]{1,200}?(?<=\S)\$")
 _GLUE, _BOLD, _END = "\x00", "\x01", "\x02"
 #: An anchor as notes write it (`<a class="yt-timestamp" data-t="00:01:50">[00:01:50]</a>`), with the brackets a
 #: warning may have put around it.
-_ANCHOR = re.compile(r"\[?<a\b[^>]*?(?:data-t=[\"']([^\"']*)[\"'])?[^>]*>(.*?)</a>\]?", re.I | re.S)
+_ANCHOR = re.compile(r"\[?<a\b([^>]*)>(.*?)</a>\]?", re.I | re.S)
+_DATA_T = re.compile(r"""data-t\s*=\s*["']([^"']*)["']""", re.I)
 
 
 def printable(text: str) -> str:
@@ -91,8 +92,9 @@ def readable(text: str) -> str:
     label), never as raw HTML."""
 
     def stamp(m: re.Match[str]) -> str:
-        value = (m.group(1) or "").strip() or re.sub(r"<[^>]*>", "", m.group(2)).strip().strip("[]").strip()
-        return f"[{value}]"
+        data_t = _DATA_T.search(m.group(1))
+        value = data_t.group(1).strip() if data_t else ""
+        return f"[{value or re.sub(r'<[^>]*>', '', m.group(2)).strip().strip('[]').strip()}]"
 
     return _ANCHOR.sub(stamp, text)
 

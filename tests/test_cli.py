@@ -401,7 +401,7 @@ $$
 average of the values, $E = mc^2$ has nothing to do with it.
 
 ```
-an anchor in code: <a class="yt-timestamp" data-t="00:03:00">[00:03:00]</a>
+an anchor in code: <a class="yt-timestamp" data-t="00:03:00">[3:00]</a>
 ```
 """
 OTHER_NOTE = """---

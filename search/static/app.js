@@ -382,7 +382,7 @@
 
   function embedFailed() {
     if (!embed || embed.ready) return;
-    stopWatching();
+    clearTimeout(embed.timer); // still greeted: a player that loads late takes the note away
     player.dataset.embed = "unavailable";
     playerOffline.replaceChildren(
       "The video cannot be played here: YouTube's player did not load (offline, or blocked?). ",

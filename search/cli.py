@@ -255,7 +255,7 @@ def _json(data: Any) -> None:
 
 
 #: What a first build says while it exports the model (the one step that imports torch).
-EXPORTING = "Preparing the model for this index (done once; it takes a few seconds)…"
+EXPORTING = "Preparing the model: a one-time export that takes a few seconds…"
 
 
 class _progress:
@@ -309,7 +309,9 @@ class _progress:
             self.status.stop()
             self.status = None
             seconds = time.monotonic() - self.export_started
-            self.console.print(f"Prepared the model in {seconds:.1f} s (once per index).", highlight=False)
+            self.console.print(
+                f"Prepared the model in {seconds:.1f} s; later builds reuse it.", highlight=False
+            )
 
     def __exit__(self, *exc: object) -> None:
         if self.status is not None:

@@ -5,8 +5,8 @@
 "use strict";
 
 (() => {
-  const EMBED_ORIGIN = "https://www.youtube-nocookie.com";
-  const EMBED = `${EMBED_ORIGIN}/embed/`;
+  const EMBED = "https://www.youtube-nocookie.com/embed/";
+  const EMBED_ORIGIN = new URL(EMBED).origin;
   const WATCH = "https://www.youtube.com/watch?";
   const PLACEHOLDER = {
     ask: "Ask your notes a question",

@@ -330,6 +330,12 @@ def test_text_wraps_to_the_terminal_and_is_plain_when_piped(sample_index: Path) 
     plain, _ = in_terminal("ask", question, "--index", str(sample_index), columns=60, env={"NO_COLOR": "1"})
     assert not SGR.search(plain) and "**" in plain
     assert words_of(plain) == words_of(piped)
+    claim = "the heaviness of being successful was replaced by the lightness of being a beginner"
+    located, status = in_terminal("locate", claim, "--index", str(sample_index), columns=50)
+    assert status == 0 and "lightness of being a beginner" in located
+    lines = ANSI.sub("", located).splitlines()
+    assert all(len(line) <= 50 or len(line.split()) == 1 for line in lines), located
+    assert words_of(located) == words_of(run_cli("locate", claim, index=sample_index, check=True).stdout)
 
 
 def test_an_unquoted_question_a_question_from_stdin_and_one_starting_with_a_dash(sample_index: Path) -> None:

@@ -117,7 +117,7 @@ def create_server(index_dir: Path, notes: Notes | None = None) -> "MCPServer":
     from mcp.types import CallToolResult, ToolAnnotations
     from pydantic import Field
 
-    from search.present import ask_json, ask_text, info_text, locate_json, locate_text
+    from search.present import Screen, ask_json, ask_text, info_text, locate_json, locate_text
     from search.retrieve import LOCATE_THRESHOLD
     from search.timestamps import valid_video_id
 
@@ -169,7 +169,7 @@ def create_server(index_dir: Path, notes: Notes | None = None) -> "MCPServer":
             raise ToolError(f"video {video!r} is not a YouTube video id (11 letters, digits, - or _)")
         with told_to_the_model():
             results = notes.index().answer(question, k=k, channel=channel, video=video)
-        return _result(ask_json(question, k, channel, video, results), ask_text(results, tty=False))
+        return _result(ask_json(question, k, channel, video, results), ask_text(results, Screen()))
 
     @server.tool(description=LOCATE_DESCRIPTION, annotations=reading)
     def locate(

@@ -318,9 +318,11 @@ def encode_chunks(encoder: Encoder, texts: list[str], spans: list[list[tuple[int
         word_vecs = [words.to_int8(v[n:][m]) for v, n, m in zip(span_vecs, cut, seen, strict=True)]
         owners = [own[m] for own, m in zip(owners, seen, strict=True)]
         if SEGMENT_VECTORS == "pooled":
-            return Encoded(
-                chunk_vecs, [v[:n] for v, n in zip(span_vecs, cut, strict=True)], word_vecs, owners
-            )
+            # Copies, not views: a view of a passage's rows would keep its word vectors (about 75 KB a passage, in
+            # float32) in memory until the index is written: 7.7 GB of peak RSS at 66k passages
+            # (scripts/bench_scale.py).
+            segments = [np.array(v[:n]) for v, n in zip(span_vecs, cut, strict=True)]
+            return Encoded(chunk_vecs, segments, word_vecs, owners)
     else:
         chunk_vecs = encoder.encode(texts)
         word_vecs = [np.zeros((0, DIMENSION), dtype=np.int8) for _ in texts]

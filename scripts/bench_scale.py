@@ -74,7 +74,7 @@ METHOD = (
 )
 
 #: Spans of a body line never changed: HTML tags, wikilinks, brackets, link targets, inline code, inline LaTeX.
-_KEEP = re.compile(r"<[^>]*>|\[\[.*?\]\]|\[[^\]]*\]|\]\([^)]*\)|`[^`]*`|\$[^$]*\$")
+_KEEP = re.compile(r"<[^>]*>|\[\[.*?\]\]|\[[^\]]*\](?:\([^)]*\))?|`[^`]*`|\$[^$]*\$")
 _WORD = re.compile(r"[A-Za-z]{4,}")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

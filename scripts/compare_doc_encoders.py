@@ -46,7 +46,7 @@ def main() -> int:
     for name in args.only or VARIANTS:
         precision, segments = VARIANTS[name]
         index = args.work / name
-        fp32 = embed.ensure_exported(index)
+        fp32 = embed.ensure_exported()
         embed.SEGMENT_VECTORS = segments
         embed.DOCUMENT_PRECISION = precision
         model_file = embed.INT8_FILE if precision == "int8" else embed.ONNX_FILE

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search import chunks as chunking
-from search import embed, store, verified, words
+from search import embed, paths, store, verified, words
 from search.encoding import EncodingPool
-from search.errors import NoteError, YtnotesError
+from search.errors import IndexMissingError, NoteError, YtnotesError
 from search.notes import find_notes, read_note
 from search.previous import NoteData, Previous, open_previous
 from search.segments import parse_note
@@ -62,6 +62,8 @@ class BuildReport:
     encode_seconds: float = 0.0
     up_to_date: bool = False
     notice: str | None = None
+    #: The folder indexed (absolute).
+    notes_dir: Path | None = None
 
 
 def settings(chunk_tokens: int) -> dict[str, Any]:
@@ -78,25 +80,32 @@ def settings(chunk_tokens: int) -> dict[str, Any]:
 
 
 def build_index(
-    notes_dir: Path,
+    notes_dir: Path | None,
     index_dir: Path,
     encoder: embed.Encoder | None = None,
     progress: Progress | None = None,
     chunk_tokens: int = chunking.CHUNK_TOKENS,
     full: bool = False,
+    replace: bool = False,
 ) -> BuildReport:
     """Build the index of every note below ``notes_dir`` into ``index_dir``, replacing the old one atomically.
 
-    A note that cannot be read is skipped and reported; when no note at all can be indexed the build fails
-    with YtnotesError and the existing index is left as it was.
+    ``notes_dir`` None: the folder the index was built from (the bundled samples for a new index). A folder
+    other than the index's own is refused unless ``replace`` (see `choose_notes`). A note that cannot be read is
+    skipped and reported; when no note at all can be indexed the build fails with YtnotesError and the existing
+    index is left as it was.
     """
     started = time.monotonic()
-    notes_dir = notes_dir.resolve()
-    if not notes_dir.is_dir():
-        raise YtnotesError(f"the notes folder {notes_dir} does not exist; pass a folder of .md notes")
     report_progress = progress or (lambda stage, done, total: None)
     wanted = {"model": embed.fingerprint(), "chunking": settings(chunk_tokens)}
+    if notes_dir is not None and not notes_dir.is_dir():
+        raise YtnotesError(
+            f"the notes folder {notes_dir.absolute()} does not exist; pass a folder of .md notes"
+        )
     with store.build_lock(index_dir):
+        notes_dir, chosen = choose_notes(index_dir, notes_dir, replace)
+        if not notes_dir.is_dir():
+            raise YtnotesError(f"the notes folder {notes_dir} does not exist; pass a folder of .md notes")
         previous, notice = (None, None) if full else open_previous(index_dir, wanted)
         spill: words.Spill | None = None
         pool: EncodingPool | None = None
@@ -104,7 +113,7 @@ def build_index(
             spill = words.Spill(index_dir / f"{store.SPILL_PREFIX}{os.getpid()}", embed.DIMENSION)
             if previous is not None:
                 previous.spill = spill
-            pool = EncodingPool(index_dir, spill, encoder)
+            pool = EncodingPool(spill, encoder)
             report = _build(
                 notes_dir, index_dir, pool, report_progress, chunk_tokens, previous, wanted, spill
             )
@@ -119,8 +128,68 @@ def build_index(
             if spill is not None:
                 spill.close()
     report.seconds = time.monotonic() - started
-    report.notice = notice
+    report.notice = "; ".join(n for n in (chosen, notice) if n) or None
+    report.notes_dir = notes_dir
     return report
+
+
+def choose_notes(index_dir: Path, notes_dir: Path | None, replace: bool) -> tuple[Path, str | None]:
+    """The folder a build indexes (absolute), and a note to tell the user, if any.
+
+    An index remembers its notes folder (``notes_dir`` in its manifest). No folder given: that one, or the
+    bundled sample notes for a new index. A folder given: it must be the index's own, unless ``replace`` is set
+    or the index holds only the bundled samples (nothing of the user's is lost); else YtnotesError naming both
+    folders, so that a typo or the wrong --index never replaces an index of other notes."""
+    index_dir = index_dir.absolute()
+    remembered, exists = _remembered_notes(index_dir)
+    if remembered is not None and _is_samples(remembered):
+        remembered = paths.SAMPLE_NOTES.resolve()  # the samples of this install (another may have built it)
+    if notes_dir is None:
+        if remembered is not None:
+            if not remembered.is_dir():
+                raise YtnotesError(
+                    f"the notes folder of the index in {index_dir}, {remembered}, is gone; if it moved, run "
+                    "`ytnotes build NEW_FOLDER --replace`"
+                )
+            return remembered, None
+        if exists:
+            raise YtnotesError(
+                f"the index in {index_dir} does not say which notes folder it holds (it is damaged); name it: "
+                "`ytnotes build NOTES_DIR`"
+            )
+        return paths.SAMPLE_NOTES.resolve(), (
+            f"a new index in {index_dir}: indexing the bundled sample notes; `ytnotes build NOTES_DIR` indexes "
+            "yours instead"
+        )
+    folder = notes_dir.resolve()
+    if remembered is None or folder == remembered:
+        return folder, None
+    if replace or _is_samples(remembered):
+        return folder, f"the index in {index_dir} now holds {folder} instead of {remembered}"
+    raise YtnotesError(
+        f"the index in {index_dir} holds the notes of {remembered}, not {folder}; run `ytnotes build` to update "
+        f"it, `ytnotes build {folder} --replace` to index {folder} there instead, or pass another --index"
+    )
+
+
+def _remembered_notes(index_dir: Path) -> tuple[Path | None, bool]:
+    """The notes folder the live index was built from (None when unknown), and whether there is an index."""
+    try:
+        generation = store.current_generation(index_dir)
+    except IndexMissingError:
+        return None, False
+    except YtnotesError:
+        return None, True
+    try:
+        folder = store.read_manifest(generation).get("notes_dir")
+    except YtnotesError:
+        return None, True
+    return (Path(folder), True) if isinstance(folder, str) and os.path.isabs(folder) else (None, True)
+
+
+def _is_samples(folder: Path) -> bool:
+    """Whether a folder is the bundled sample notes (of this install or of another one)."""
+    return folder == paths.SAMPLE_NOTES.resolve() or folder.parts[-2:] == ("search", "sample_notes")
 
 
 def _build(
@@ -139,7 +208,7 @@ def _build(
         raise YtnotesError(f"no .md notes in {notes_dir}; pass the folder that holds your notes")
     # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
     # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
-    embed.ensure_exported(index_dir, announce=lambda: progress("export", 0, 0))
+    embed.ensure_exported(announce=lambda: progress("export", 0, 0))
     old_notes: dict[str, str] = previous.manifest["notes"] if previous else {}
 
     notes: list[NoteData] = []
@@ -319,7 +388,7 @@ def _write(
     manifest = {
         "format_version": store.FORMAT_VERSION,
         **wanted,
-        "encoder": embed.encoder_record(index_dir),
+        "encoder": embed.encoder_record(),
         "notes_dir": str(notes_dir),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {

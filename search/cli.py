@@ -19,22 +19,46 @@ from typer.exceptions import TyperException
 
 from search.errors import YtnotesError
 
-SAMPLE_NOTES = Path(__file__).parent / "sample_notes"
 #: Commands that only read: they may leave without tearing the interpreter down.
 QUICK_EXIT = ("ask", "locate", "info")
 
+
+def _examples(*lines: str) -> str:
+    """A help epilog listing example commands, one a line (click's \\b keeps them from being re-wrapped)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 app = typer.Typer(
-    add_completion=False,
+    # --install-completion / --show-completion: tab completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     no_args_is_help=True,
-    help="Search notes taken from videos and jump to the exact second. Start with `ytnotes build`.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Search notes taken from videos and jump to the exact second. Start with `ytnotes build NOTES_DIR`.",
+    epilog=_examples(
+        "ytnotes build ~/notes",
+        'ytnotes ask "why did he drop out of college?"',
+        "ytnotes --install-completion   # then open a new shell",
+    ),
 )
 
 IndexOption = Annotated[
-    Path,
+    Path | None,
     typer.Option(
-        "--index", envvar="YTNOTES_INDEX", help="Index folder [env YTNOTES_INDEX].", show_default=True
+        "--index",
+        envvar="YTNOTES_INDEX",
+        show_default=False,
+        help="Index folder (default: ~/.local/share/ytnotes/index, or ytnotes/index in $XDG_DATA_HOME).",
+    ),
+]
+NotesArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        envvar="YTNOTES_NOTES",
+        show_default=False,
+        help="Folder of .md notes (default: the folder the index was built from; for a new index, the bundled "
+        "sample notes).",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (schema in the README).")]
@@ -43,17 +67,45 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (schema in 
 WORDS_HELP = " Quotes are optional; - reads it from stdin; put -- before one that starts with -."
 
 
-@app.command()
+def _index(index: Path | None) -> Path:
+    """The index folder: --index or YTNOTES_INDEX (Typer reads both), else the user's default."""
+    from search.paths import default_index
+
+    return (index or default_index()).absolute()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"ytnotes {version('ytnotes')}")
+        except PackageNotFoundError:
+            typer.echo("ytnotes (not installed: run from its source folder)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Search notes taken from videos and jump to the exact second. Start with `ytnotes build NOTES_DIR`."""
+
+
+@app.command(
+    short_help="Build or update the index of a folder of notes.",
+    epilog=_examples(
+        "ytnotes build ~/notes              # index your notes (the first time)",
+        "ytnotes build                      # update it after editing notes",
+        "ytnotes build ~/other --replace    # index another folder instead",
+    ),
+)
 def build(
-    notes_dir: Annotated[
-        Path | None,
-        typer.Argument(
-            envvar="YTNOTES_NOTES",
-            show_default=False,
-            help="Folder of .md notes [env YTNOTES_NOTES; default: the bundled sample notes].",
-        ),
-    ] = None,
-    index: IndexOption = Path("index"),
+    notes_dir: NotesArgument = None,
+    index: IndexOption = None,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -61,14 +113,21 @@ def build(
         ),
     ] = False,
     full: Annotated[bool, typer.Option("--full", help="Re-read and re-embed every note.")] = False,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Index NOTES_DIR even though the index holds another folder's notes."),
+    ] = False,
 ) -> None:
-    """Build (or rebuild) the index of a folder of notes."""
+    """Build (or update) the index of a folder of notes.
+
+    The index remembers its folder: later, `ytnotes build` alone updates it. Building another folder into it
+    is refused unless --replace is given.
+    """
     from search.build import build_index
     from search.present import build_summary, printable, readable
 
-    folder = notes_dir or SAMPLE_NOTES
     with _progress() as progress:
-        report = build_index(folder, index, progress=progress, full=full)
+        report = build_index(notes_dir, _index(index), progress=progress, full=full, replace=replace)
     if verbose:
         dropped = report.dropped_before + report.dropped_timestamps
         report_lines = [printable(readable(f"timestamp ignored: {d}")) for d in dropped]
@@ -85,7 +144,13 @@ def build(
         typer.echo(line, err=True)
 
 
-@app.command()
+@app.command(
+    short_help="Answer a question, linked to the moment.",
+    epilog=_examples(
+        'ytnotes ask "why did he drop out of college?"',
+        'ytnotes ask "how are attention scores scaled" -k 3 --channel andrejkarpathy --json',
+    ),
+)
 def ask(
     question_words: Annotated[
         list[str],
@@ -96,7 +161,7 @@ def ask(
     k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many results (videos).")] = 5,
     channel: Annotated[str | None, typer.Option("--channel", help="Only notes from this channel.")] = None,
     video: Annotated[str | None, typer.Option("--video", help="Only notes about this video id.")] = None,
-    index: IndexOption = Path("index"),
+    index: IndexOption = None,
     as_json: JsonOption = False,
     open_top: Annotated[
         bool, typer.Option("--open", help="Also open the top moment in the web browser [env BROWSER].")
@@ -108,7 +173,7 @@ def ask(
     from search.retrieve import open_index
 
     question = _words(question_words)
-    results = open_index(index, one_shot=True).answer(question, k=k, channel=channel, video=video)
+    results = open_index(_index(index), one_shot=True).answer(question, k=k, channel=channel, video=video)
     if mostly_not_english(question) and not as_json:
         typer.echo(f"hint: {HINT}", err=True)
     if open_top:
@@ -119,7 +184,13 @@ def ask(
         typer.echo(ask_text(results, screen(sys.stdout)))
 
 
-@app.command()
+@app.command(
+    short_help="Find the sentence a claim or quote comes from.",
+    epilog=_examples(
+        'ytnotes locate "the lightness of being a beginner"',
+        'ytnotes locate "stay hungry, stay foolish" --json',
+    ),
+)
 def locate(
     claim_words: Annotated[
         list[str],
@@ -129,7 +200,7 @@ def locate(
             show_default=False,
         ),
     ],
-    index: IndexOption = Path("index"),
+    index: IndexOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Find the one sentence that a claim or quote comes from, with its time and link."""
@@ -137,26 +208,34 @@ def locate(
     from search.retrieve import LOCATE_THRESHOLD, open_index
 
     claim = _words(claim_words)
-    result = open_index(index, one_shot=True).locate(claim)
+    result = open_index(_index(index), one_shot=True).locate(claim)
     if as_json:
         _json(locate_json(claim, result, LOCATE_THRESHOLD))
     else:
         typer.echo(locate_text(result, LOCATE_THRESHOLD, screen(sys.stdout)))
 
 
-@app.command()
-def info(index: IndexOption = Path("index"), as_json: JsonOption = False) -> None:
+@app.command(
+    short_help="Show what is indexed.",
+    epilog=_examples("ytnotes info", "ytnotes info --json --index ~/work-index"),
+)
+def info(index: IndexOption = None, as_json: JsonOption = False) -> None:
     """Show what is indexed: notes, chunks, model, when it was built, size on disk."""
     from search.present import info_text
     from search.retrieve import open_index
 
-    data = open_index(index).info()
+    data = open_index(_index(index)).info()
     typer.echo(json.dumps(data, indent=2) if as_json else info_text(data))
 
 
-@app.command()
+@app.command(
+    short_help="Serve a search page and a JSON API.",
+    epilog=_examples(
+        "ytnotes serve                # then open http://127.0.0.1:8765", "ytnotes serve --port 0"
+    ),
+)
 def serve(
-    index: IndexOption = Path("index"),
+    index: IndexOption = None,
     host: Annotated[
         str,
         typer.Option(
@@ -182,12 +261,72 @@ def serve(
 
     # Ctrl-C is how a server is stopped (uvicorn has shut down when it re-raises it): a normal end, status 0.
     with contextlib.suppress(KeyboardInterrupt):
-        run_server(index, host=host, port=port, workers=workers)
+        run_server(_index(index), host=host, port=port, workers=workers)
 
 
-@app.command("mcp")
+@app.command(
+    short_help="Rebuild the index whenever the notes change.",
+    epilog=_examples(
+        "ytnotes watch              # the folder the index was built from",
+        "ytnotes watch ~/notes      # a new index of ~/notes",
+    ),
+)
+def watch(
+    notes_dir: NotesArgument = None,
+    index: IndexOption = None,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Index NOTES_DIR even though the index holds another folder's notes."),
+    ] = False,
+) -> None:
+    """Build the index, then rebuild it whenever a note is added, changed or deleted, until Ctrl-C.
+
+    Each rebuild reads only what changed and prints its summary line on stderr, as `ytnotes build` does; a
+    running `ytnotes serve` answers from the new index at once. Ctrl-C (or SIGTERM) ends it with status 0; a
+    rebuild it interrupts leaves the index as it was.
+    """
+    import signal
+    import time
+
+    from search.present import build_summary
+    from search.watch import watch as watch_notes
+
+    def built(report: Any, first: bool) -> None:
+        if report.up_to_date and not first:
+            return  # a change that changed nothing the index holds (a file saved unchanged)
+        lines = build_summary(report)
+        lines[-1] = f"{time.strftime('%H:%M:%S')} {lines[-1]}"
+        typer.echo("\n".join(lines), err=True)
+        if first:
+            typer.echo(f"watching {report.notes_dir} for changes (Ctrl-C to stop)", err=True)
+
+    def failed(exc: Exception) -> None:
+        typer.echo(f"{time.strftime('%H:%M:%S')} error: {exc}", err=True)
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        watch_notes(notes_dir, _index(index), replace, built, failed)
+    except KeyboardInterrupt:
+        # Stopping is how a watch ends: status 0, as for `serve`. (Not through the interpreter's teardown: see
+        # `_interrupted`.)
+        typer.echo("stopped watching", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+@app.command(
+    "mcp",
+    short_help="Let AI assistants search the notes (a Model Context Protocol server).",
+    epilog=_examples(
+        "ytnotes mcp                  # over stdio: an MCP client starts it", "ytnotes mcp --http --port 8766"
+    ),
+)
 def mcp_command(
-    index: IndexOption = Path("index"),
+    index: IndexOption = None,
     http: Annotated[
         bool,
         typer.Option(
@@ -224,7 +363,12 @@ def mcp_command(
         )
     # Ctrl-C is how the HTTP server is stopped: a normal end, status 0 (as `serve`).
     with contextlib.suppress(KeyboardInterrupt):
-        run(index, http=http, host=host or DEFAULT_HOST, port=DEFAULT_HTTP_PORT if port is None else port)
+        run(
+            _index(index),
+            http=http,
+            host=host or DEFAULT_HOST,
+            port=DEFAULT_HTTP_PORT if port is None else port,
+        )
 
 
 def _words(words: list[str]) -> str:
@@ -324,7 +468,7 @@ def main() -> None:
     """Entry point: run the app and turn errors into one line and an exit status."""
     try:
         # Typer turns Ctrl-C into exit status 130 and, outside standalone mode, returns it rather than exiting.
-        status = app(standalone_mode=False)
+        status = app(prog_name="ytnotes", standalone_mode=False)
         if status == 130:
             _interrupted()
         if isinstance(status, int) and status != 0:

@@ -6,19 +6,21 @@ that folder with the Hugging Face hubs switched off, so no run ever tries the ne
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from search.errors import raise_if_disk
+from search.errors import YtnotesError, raise_if_disk
 
 if TYPE_CHECKING:
     import numpy as np
@@ -142,11 +144,14 @@ DOCUMENT_BATCH = 1
 #: vs 0.9932, min 0.9844 both, 200 corpus passages) and a single-threaded session encodes 77.3 instead of 67.4
 #: texts/s (median of 3, 150 corpus passages). Recorded in the manifest: changing it rebuilds.
 DOCUMENT_DISABLED_FUSIONS = ("SkipLayerNormFusion",)
-#: Where an index keeps the model exported for torch-free encoding, one folder per model fingerprint.
+#: Where an index kept its own copy of the exported model before the shared model cache (see `search.paths`);
+#: a build removes it once the index uses the cache.
 ENCODER_FOLDER = "encoder"
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 RECORD_FILE = "encoder.json"
+#: Held by the process that checks, exports or repairs a model in the cache (other builds wait for it).
+CACHE_LOCK = ".lock"
 
 
 def fingerprint_id() -> str:
@@ -155,23 +160,70 @@ def fingerprint_id() -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def ensure_exported(index_dir: Path, announce: Callable[[], None] | None = None) -> Path:
-    """The index's ONNX export of the model, made on first use (the one step that needs torch), and made again
-    when a file of it is missing or damaged (so `ytnotes build --full` repairs it). ``announce`` is called when an
-    export is about to start (seconds of work a build says it is doing)."""
+def export_folder() -> Path:
+    """The model exported for this fingerprint, in the user's model cache (shared by every index)."""
+    from search import paths
+
+    return paths.models_dir() / fingerprint_id()
+
+
+def ensure_exported(announce: Callable[[], None] | None = None) -> Path:
+    """The ONNX export of the model in the user's cache, made on first use (the one step that needs torch), and
+    made again when a file of it is missing or damaged (so `ytnotes build --full` repairs it).
+
+    Builds of several indexes share the cache: one at a time checks or writes it (a lock beside the exports),
+    an export is written in a ``.tmp-*`` folder and renamed into place whole, and what a killed export left is
+    removed by the next one to take the lock. Readers never see a half-written export. ``announce`` is called when
+    an export is about to start (seconds of work a build says it is doing)."""
     from search import question_model
 
-    folder = index_dir / ENCODER_FOLDER / fingerprint_id()
-    if _export_intact(folder):
-        question_model.prepare(folder)
+    folder = export_folder()
+    if folder in _READY:
         return folder
-    if announce is not None:
-        announce()
+    with _cache_lock(folder.parent):
+        _remove_cache_leftovers(folder.parent)
+        if not _export_intact(folder):
+            if announce is not None:
+                announce()
+            _export(folder)
+        question_model.prepare(folder)
+    _READY.add(folder)
+    return folder
+
+
+@contextlib.contextmanager
+def _cache_lock(models: Path) -> Iterator[None]:
+    """Hold the model cache's lock, waiting for another build that holds it (an export takes seconds)."""
+    try:
+        models.mkdir(parents=True, exist_ok=True)
+        fd = os.open(models / CACHE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise_if_disk(exc, f"write the model cache {models}")
+        raise YtnotesError(
+            f"cannot write the model cache {models} ({exc.strerror}); set YTNOTES_CACHE to a folder you can write"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_cache_leftovers(models: Path) -> None:
+    """Remove what a killed export left (only the lock holder writes ``.tmp-*``)."""
+    for path in models.glob(".tmp-*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _export(folder: Path) -> None:
+    """Export the model into ``folder`` (replacing a damaged one). Call with the cache lock held."""
     offline()
     from search.onnx_export import export_in_child
     from search.verified import Verified, file_sha256
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".tmp-{os.getpid()}-{folder.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -187,7 +239,7 @@ def ensure_exported(index_dir: Path, announce: Callable[[], None] | None = None)
                 logging.disable(logging.NOTSET)
         onnx_sha256, int8_sha256 = file_sha256(onnx_path), file_sha256(tmp / INT8_FILE)
         record = {
-            "path": f"{ENCODER_FOLDER}/{folder.name}",
+            "path": str(folder),
             "onnx_sha256": onnx_sha256,
             "int8_sha256": int8_sha256,
             "int8_recipe": INT8_RECIPE,
@@ -201,17 +253,21 @@ def ensure_exported(index_dir: Path, announce: Callable[[], None] | None = None)
         written.save()
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise_if_disk(exc, f"export the model into {folder.parent} (it needs about 120 MB)")
+        raise_if_disk(exc, f"export the model into {folder.parent} (it needs about 200 MB)")
         raise
-    shutil.rmtree(folder, ignore_errors=True)
+    # A damaged export is moved aside, not rewritten in place: a process may have its files open or mapped.
+    trash = folder.parent / f".tmp-old-{os.getpid()}-{folder.name}"
+    if folder.exists():
+        os.rename(folder, trash)
     os.rename(tmp, folder)
+    shutil.rmtree(trash, ignore_errors=True)
     _INTACT.add(folder)
-    question_model.prepare(folder)
-    return folder
 
 
 #: Export folders checked in this process (hashing the two models takes about 0.1 s).
 _INTACT: set[Path] = set()
+#: Export folders checked, with their question model, by this process: nothing to do or wait for.
+_READY: set[Path] = set()
 
 
 def _export_intact(folder: Path) -> bool:
@@ -245,11 +301,11 @@ def quantize(source: Path, target: Path) -> None:
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
 
 
-def encoder_record(index_dir: Path) -> dict[str, Any]:
-    """What the manifest says of the exported model (path relative to the index folder, hash)."""
-    record: dict[str, Any] = json.loads(
-        (ensure_exported(index_dir) / RECORD_FILE).read_text(encoding="utf-8")
-    )
+def encoder_record() -> dict[str, Any]:
+    """What the manifest says of the exported model (its folder in the model cache, its hashes)."""
+    folder = ensure_exported()
+    record: dict[str, Any] = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+    record["path"] = str(folder)  # where it is now (the cache may have been moved since the export)
     return record
 
 
@@ -275,10 +331,10 @@ def load_onnx_encoder(
     )
 
 
-def load_document_encoder(index_dir: Path, threads: int | None = None) -> Encoder:
-    """The encoder a build uses: the export kept with the index, in DOCUMENT_PRECISION (``threads``: onnxruntime
+def load_document_encoder(threads: int | None = None) -> Encoder:
+    """The encoder a build uses: the export in the model cache, in DOCUMENT_PRECISION (``threads``: onnxruntime
     threads, default one per core)."""
-    folder = ensure_exported(index_dir)
+    folder = ensure_exported()
     model_file = INT8_FILE if DOCUMENT_PRECISION == "int8" else ONNX_FILE
     return load_onnx_encoder(folder, model_file, threads, DOCUMENT_DISABLED_FUSIONS)
 

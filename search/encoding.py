@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from search import embed, words
 from search.previous import NoteData
@@ -31,9 +30,8 @@ Progress = Callable[[str, int, int], None]
 class EncodingPool:
     """Threads that give chunks their vectors (chunk, segments, words) as notes are submitted."""
 
-    def __init__(self, index_dir: Path, spill: words.Spill, encoder: embed.Encoder | None = None) -> None:
-        """``encoder``: encode with this one (in one thread) instead of loading the index's model."""
-        self.index_dir = index_dir
+    def __init__(self, spill: words.Spill, encoder: embed.Encoder | None = None) -> None:
+        """``encoder``: encode with this one (in one thread) instead of loading the cached model."""
         self.spill = spill
         self.given = encoder
         self.workers = 1 if encoder is not None else max(1, min(os.cpu_count() or 1, MAX_WORKERS))
@@ -96,7 +94,7 @@ class EncodingPool:
     def _encoder(self) -> embed.Encoder:
         if self.given is not None:
             return self.given
-        return embed.load_document_encoder(self.index_dir, threads=1)  # the build has checked the export
+        return embed.load_document_encoder(threads=1)  # the build has checked the export
 
     def _work(self) -> None:
         try:

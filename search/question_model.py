@@ -41,7 +41,7 @@ PAGE = 4096
 
 def prepare(export: Path) -> None:
     """Make sure ``export/question`` holds the fast copy of ``export/model.onnx`` for this onnxruntime, undamaged;
-    write it (about 1 s) when not. Call with the build lock held."""
+    write it (about 1 s) when not. Call with the model cache's lock held (see `search.embed.ensure_exported`)."""
     folder = export / FOLDER
     if folder in _READY or _intact(folder):
         _READY.add(folder)

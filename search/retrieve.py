@@ -242,9 +242,17 @@ class Index:
         return self._encoder
 
     def _load_encoder(self) -> embed.Encoder:
-        folder = self.dir / str((self.manifest.get("encoder") or {}).get("path", "-"))
+        # The model exported in the user's cache (the manifest has checked that it is the index's model); an index
+        # built before the cache was shared has its own copy, used until its next build.
+        folder = embed.export_folder()
+        own = self.dir / str((self.manifest.get("encoder") or {}).get("path", "-"))
+        if not folder.is_dir() and own.is_dir():
+            folder = own
         if not folder.is_dir():
-            raise IndexUnusableError(f"the exported model in {folder} is missing; {store.REBUILD_HINT}")
+            raise IndexUnusableError(
+                f"the exported model in {folder} is missing (was the model cache deleted?); run `ytnotes build` "
+                "to export it again"
+            )
         try:
             return embed.load_question_encoder(folder, one_shot=self.one_shot)
         except Exception as exc:  # onnxruntime and tokenizers raise their own types for a damaged file
@@ -696,14 +704,29 @@ def found(results: Sequence[Result], threshold: float = ANSWER_THRESHOLD) -> boo
     return bool(results) and results[0].hit.score >= threshold
 
 
+#: How many times a reader reads CURRENT again when the generation it named was removed while it opened it (a
+#: build removes the previous generation right after the swap; each try takes milliseconds, a build seconds).
+OPEN_TRIES = 5
+
+
 def open_index(index_dir: Path, encoder: embed.Encoder | None = None, one_shot: bool = False) -> Index:
-    """Open the live index in a folder; IndexMissingError / IndexUnusableError say how to fix it."""
-    try:
-        return Index(index_dir, encoder, one_shot)
-    except sqlite3.DatabaseError as exc:
-        raise IndexUnusableError(
-            f"the index in {index_dir} is damaged ({exc}); {store.REBUILD_HINT}"
-        ) from None
+    """Open the live index in a folder; IndexMissingError / IndexUnusableError say how to fix it.
+
+    A build that swaps in a new generation removes the old one at once: a reader that read CURRENT just before
+    finds files missing, sees CURRENT name another generation, and opens that one instead."""
+    for attempt in range(OPEN_TRIES):
+        before = store.live_name(index_dir)
+        try:
+            try:
+                return Index(index_dir, encoder, one_shot)
+            except sqlite3.DatabaseError as exc:
+                raise IndexUnusableError(
+                    f"the index in {index_dir} is damaged ({exc}); {store.REBUILD_HINT}"
+                ) from None
+        except IndexUnusableError:
+            if attempt + 1 == OPEN_TRIES or store.live_name(index_dir) in (before, None):
+                raise
+    raise AssertionError("unreachable")
 
 
 def _check_text(text: str, what: str) -> str:

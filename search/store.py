@@ -13,7 +13,10 @@ Layout of an index folder (default ``./index``)::
     .lock                held by the build writing this folder
 
 A build writes a new generation in a ``.tmp-*`` folder, renames it, then points CURRENT at it: a reader sees the
-old index or the new one, never a mixture. The previous generation is kept for readers still using it.
+old index or the new one, never a mixture. Then it removes every other generation. A reader that has its files
+open keeps them (an unlinked file lives on while open or mapped); one that read CURRENT just before the swap and
+finds its generation gone reads CURRENT again (`search.retrieve.open_index`). The exported model is not here but
+in the user's model cache (`search.paths`), shared by every index.
 """
 
 from __future__ import annotations
@@ -151,7 +154,6 @@ def write_generation(
         shutil.rmtree(tmp, ignore_errors=True)
         raise_if_disk(exc, index_dir)
         raise
-    previous = _live_name(index_dir)
     pointer = index_dir / f".tmp-{CURRENT}-{secrets.token_hex(4)}"
     try:
         pointer.write_text(gen.name + "\n", encoding="utf-8")
@@ -163,7 +165,9 @@ def write_generation(
         raise_if_disk(exc, index_dir)
         raise
     _fsync(index_dir)
-    _remove_old_generations(index_dir, keep={gen.name, previous})
+    _remove_old_generations(index_dir, keep=gen.name)
+    # The index's own copy of the model, from before the shared model cache (about 200 MB): no longer read.
+    shutil.rmtree(index_dir / ENCODER_FOLDER, ignore_errors=True)
     return gen
 
 
@@ -197,7 +201,8 @@ def current_generation(index_dir: Path) -> Path:
         name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         raise IndexMissingError(
-            f"no index in {index_dir}; run `ytnotes build [NOTES_DIR]` to create one"
+            f"no index in {index_dir.absolute()}; run `ytnotes build NOTES_DIR` to index your notes there, or "
+            "pass --index DIR (or set YTNOTES_INDEX) to use another index"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise IndexUnusableError(f"cannot read {index_dir / CURRENT} ({exc}); {REBUILD_HINT}") from None
@@ -288,9 +293,10 @@ def _fsync(path: Path) -> None:
 
 
 def _remove_leftovers(index_dir: Path, own_spill: bool = False) -> None:
-    """Remove what an interrupted build left behind (only the lock holder writes ``.tmp-*``), also a model export
-    it was writing (about 110 MB). ``own_spill``: keep the word vectors of the build that is writing."""
-    for path in [*index_dir.glob(".tmp-*"), *(index_dir / ENCODER_FOLDER).glob(".tmp-*")]:
+    """Remove what an interrupted build left behind (only the lock holder writes ``.tmp-*``). ``own_spill``: keep
+    the word vectors of the build that is writing. (A model export it was writing is in the model cache, whose
+    next export removes it: see `search.embed.ensure_exported`.)"""
+    for path in index_dir.glob(".tmp-*"):
         if own_spill and path.name == f"{SPILL_PREFIX}{os.getpid()}":
             continue
         if path.is_dir():
@@ -299,7 +305,7 @@ def _remove_leftovers(index_dir: Path, own_spill: bool = False) -> None:
             path.unlink(missing_ok=True)
 
 
-def _live_name(index_dir: Path) -> str | None:
+def live_name(index_dir: Path) -> str | None:
     """The generation CURRENT names, if it names one."""
     try:
         name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
@@ -308,9 +314,9 @@ def _live_name(index_dir: Path) -> str | None:
     return name if name.startswith("gen-") and "/" not in name else None
 
 
-def _remove_old_generations(index_dir: Path, keep: set[str | None]) -> None:
-    """Remove every generation but ``keep``: the live one and the one live before it (a reader may still be
-    using that one). A generation a killed build renamed but never made live goes too."""
+def _remove_old_generations(index_dir: Path, keep: str) -> None:
+    """Remove every generation but the live one ``keep``: the one live before it (readers that have it open keep
+    their open files), and one a killed build renamed but never made live."""
     for path in index_dir.glob("gen-*"):
-        if path.name not in keep:
+        if path.name != keep:
             shutil.rmtree(path, ignore_errors=True)

@@ -17,9 +17,14 @@ EXPECTATIONS = json.loads((Path(__file__).parent / "sample_expectations.json").r
 
 
 def run_cli(
-    *args: str, index: Path | None = None, env: dict[str, str] | None = None, check: bool = False
+    *args: str,
+    index: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = False,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `ytnotes` as a subprocess with the interpreter running the tests."""
+    """Run `ytnotes` as a subprocess with the interpreter running the tests (in ``cwd``: the repository is put on
+    its PYTHONPATH)."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
     full_env.pop("YTNOTES_INDEX", None)
     full_env.pop("YTNOTES_NOTES", None)
@@ -28,12 +33,28 @@ def run_cli(
     cmd = [sys.executable, "-m", "search", *args]
     if index is not None:
         cmd += ["--index", str(index)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600)
+    if cwd is not None:
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=600, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         )
     return proc
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tests' own home, data and cache folders: nothing is written to the real ones. The model cache is
+    shared by the whole session (one export for every index), as it is by one user's indexes; a test that
+    damages or times the export passes its own YTNOTES_CACHE."""
+    root = tmp_path_factory.mktemp("user")
+    for name, sub in (("HOME", "home"), ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache")):
+        (root / sub).mkdir()
+        os.environ[name] = str(root / sub)
+    for name in ("YTNOTES_INDEX", "YTNOTES_NOTES", "YTNOTES_CACHE"):
+        os.environ.pop(name, None)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,7 @@ def test_a_build_with_every_note_bad_keeps_the_old_index(tmp_path: Path) -> None
 
     bad = tmp_path / "bad"
     bad_notes(bad)
-    proc = run_cli("build", str(bad), index=index)
+    proc = run_cli("build", str(bad), "--replace", index=index)
     assert proc.returncode == 1
     assert "could be indexed" in proc.stderr and "unchanged" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -83,7 +83,7 @@ def test_a_build_with_every_note_bad_keeps_the_old_index(tmp_path: Path) -> None
     assert run_cli("ask", "dropping out", "--json", index=index, check=True).returncode == 0
 
 
-def test_rebuild_replaces_the_index_and_keeps_one_previous_generation(tmp_path: Path) -> None:
+def test_rebuild_replaces_the_index_and_removes_the_previous_generation(tmp_path: Path) -> None:
     index = tmp_path / "index"
     notes = tmp_path / "notes"
     notes.mkdir()
@@ -92,7 +92,7 @@ def test_rebuild_replaces_the_index_and_keeps_one_previous_generation(tmp_path: 
         run_cli("build", str(notes), "--full", index=index, check=True)
     gens = sorted(p.name for p in index.glob("gen-*"))
     current = (index / store.CURRENT).read_text().strip()
-    assert current in gens and len(gens) == 2
+    assert gens == [current]
     assert not list(index.glob(".tmp-*"))
 
 
@@ -211,19 +211,23 @@ def test_a_different_model_forces_a_full_rebuild_said_plainly(tmp_path: Path) ->
     assert run_cli("ask", "college", index=index).returncode == 0
 
 
-def test_a_model_file_changed_in_place_after_it_was_checked_is_caught(tmp_path: Path) -> None:
+def test_a_model_file_changed_in_place_after_it_was_checked_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A build trusts a model file it has hashed while its size, times and inode stay (verified.json); zeroing
     part of it in place with its modification time put back still changes its change time, so the next build
     hashes it, finds it damaged and exports the model again."""
     from search import embed
     from search.verified import file_sha256
 
+    monkeypatch.setenv("YTNOTES_CACHE", str(tmp_path / "cache"))  # its own model cache, damaged on purpose
     notes = tmp_path / "notes"
     notes.mkdir()
     shutil.copy(GOOD, notes / GOOD.name)
     index = tmp_path / "index"
     run_cli("build", str(notes), index=index, check=True)
-    folder = index / store.read_manifest(store.current_generation(index))["encoder"]["path"]
+    folder = embed.export_folder()
+    assert folder == Path(store.read_manifest(store.current_generation(index))["encoder"]["path"])
     record = json.loads((folder / embed.RECORD_FILE).read_text())
     assert (folder / "verified.json").is_file()
     model = folder / embed.INT8_FILE
@@ -251,7 +255,7 @@ def test_encoding_threads_give_each_chunk_the_vectors_one_encoder_gives(
     notes = Path(store.read_manifest(gen)["notes_dir"])
     index = tmp_path / "index"
     shutil.copytree(sample_index, index)
-    encoder = embed.load_document_encoder(index, threads=1)
+    encoder = embed.load_document_encoder(threads=1)
     report = build_index(notes, index, encoder=encoder, full=True)
     assert report.embedded_chunks == report.chunks > 100
     threaded, single = open_vectors(sample_index), open_vectors(index)
@@ -290,7 +294,7 @@ def test_an_error_while_encoding_fails_the_build_and_keeps_the_old_index(
     index = tmp_path / "index"
     shutil.copytree(sample_index, index)
     before = fingerprint(index)
-    failing = FailsPartWay(embed.load_document_encoder(index, threads=1))
+    failing = FailsPartWay(embed.load_document_encoder(threads=1))
     with pytest.raises(MemoryError):
         build_index(notes, index, encoder=failing, full=True)
     assert failing.calls == 5
@@ -301,8 +305,8 @@ def test_an_error_while_encoding_fails_the_build_and_keeps_the_old_index(
 
 @pytest.mark.parametrize("after", [0.3, 0.6, 1.0])
 def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path, after: float) -> None:
-    """Ctrl-C while a first build exports the model (seconds of torch), at a few moments: exit status 130 and
-    "interrupted", no half-written export, no index. (Typer returns 130 instead of raising; the CLI used to exit
+    """Ctrl-C while a first build exports the model into an empty model cache (seconds of torch), at a few
+    moments: exit status 130 and "interrupted", no half-written export, no index. (Typer returns 130 instead of raising; the CLI used to exit
     0 in silence, then, 3 times in 10, was ended by SIGINT after saying "interrupted": see `cli._interrupted`.)"""
     import signal
     import time
@@ -311,7 +315,13 @@ def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path
     notes.mkdir()
     shutil.copy(GOOD, notes / GOOD.name)
     index = tmp_path / "index"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    models = tmp_path / "cache" / "models"  # an empty model cache: the build exports
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "YTNOTES_CACHE": str(models.parent),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "search", "build", str(notes), "--index", str(index)],
         stdout=subprocess.PIPE,
@@ -320,7 +330,7 @@ def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path
         env=env,
     )
     deadline = time.monotonic() + 60
-    while not (index / "encoder").is_dir() and time.monotonic() < deadline:
+    while not models.is_dir() and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(after)  # inside the export: importing torch and tracing the model take seconds
     assert proc.poll() is None, "the first build ended before it could be interrupted"
@@ -330,7 +340,7 @@ def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path
     assert proc.returncode == 130, (proc.returncode, err)
     assert err.strip().splitlines()[-1] == "interrupted", err
     assert not (index / store.CURRENT).exists()
-    assert not [p.name for p in (index / "encoder").iterdir()]
+    assert [p.name for p in models.iterdir()] == [".lock"]  # no export, whole or half-written
     assert exporting and not [pid for pid in exporting if Path(f"/proc/{pid}").exists()]
 
 

@@ -51,11 +51,14 @@ def test_onnx_matches_sentence_transformers(sample_index: Path, texts: list[str]
 
 
 def test_a_stale_or_damaged_question_copy_falls_back_and_the_next_build_rewrites_it(
-    sample_index: Path, tmp_path: Path
+    sample_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("YTNOTES_CACHE", str(tmp_path / "cache"))  # its own model cache, damaged on purpose
     index = tmp_path / "index"
     shutil.copytree(sample_index, index)
-    folder = index / store.read_manifest(store.current_generation(index))["encoder"]["path"]
+    run_cli("build", index=index, check=True)  # up to date; exports the model into the new cache
+    folder = embed.export_folder()
+    assert folder.is_relative_to(tmp_path)
     copy = folder / question_model.FOLDER
     runtime = json.loads((copy / question_model.RUNTIME).read_text())
     (copy / question_model.RUNTIME).write_text(json.dumps({**runtime, "onnxruntime": "0.0.1"}))

@@ -44,7 +44,7 @@ def test_stored_word_vectors_are_the_models_words_in_their_passage(sample_index:
         "SELECT c.id, c.heading, c.seg_start, c.seg_end, c.word_start, c.word_end, n.title FROM chunks c "
         "JOIN notes n ON n.id = c.note_id ORDER BY c.id LIMIT 40"
     ).fetchall()
-    encoder = embed.load_document_encoder(sample_index)
+    encoder = embed.load_document_encoder()
     assert isinstance(encoder, OnnxEncoder)
     checked = 0
     for row in rows:

@@ -230,6 +230,8 @@ class Index:
             raise IndexUnusableError(
                 f"the vectors in {self.generation} do not match its manifest; {store.REBUILD_HINT}"
             )
+        # Measured now: a later build deletes this folder once it has swapped in the next (`info` may come after).
+        self.size_bytes = store.size_on_disk(self.generation)
 
     def close(self) -> None:
         self.db.close()
@@ -275,7 +277,7 @@ class Index:
             "dimension": m["model"]["dimension"],
             "chunk_tokens": m["chunking"]["chunk_tokens"],
             "built_at": m["built_at"],
-            "size_bytes": store.size_on_disk(self.generation),
+            "size_bytes": self.size_bytes,
             "format_version": m["format_version"],
         }
 

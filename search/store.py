@@ -1,6 +1,6 @@
 """The on-disk index: a folder of plain files, replaced atomically, never pickled.
 
-Layout of an index folder (default ``./index``)::
+Layout of an index folder (default ``~/.local/share/ytnotes/index``, see `search.paths`)::
 
     CURRENT              name of the live generation (replaced atomically with os.replace)
     gen-<time>-<id>/     one complete, immutable build
@@ -281,7 +281,10 @@ def read_words(gen: Path, rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def size_on_disk(gen: Path) -> int:
-    return sum(p.stat().st_size for p in gen.iterdir() if p.is_file())
+    try:
+        return sum(p.stat().st_size for p in gen.iterdir() if p.is_file())
+    except FileNotFoundError:  # removed by a build that swapped in the next one
+        raise IndexUnusableError(f"{gen} is missing; {REBUILD_HINT}") from None
 
 
 def _fsync(path: Path) -> None:

@@ -293,3 +293,20 @@ def test_watch_ends_with_status_0_on_sigterm(watching: tuple[Path, Path, Watch])
     _, _, watch = watching
     assert watch.stop(signal.SIGTERM) == 0
     assert watch.lines[-1] == "stopped watching"
+
+
+def test_a_running_serve_answers_from_each_rebuild_of_watch(watching: tuple[Path, Path, Watch]) -> None:
+    import httpx
+    from test_server import serving
+
+    notes, index, watch = watching
+    with serving(index, "--workers", "1") as (url, _):
+        (notes / "lighthouse.md").write_text(
+            "---\ntitle: The lighthouse keeper\nvideoId: abcdefghijk\n---\n\n"
+            "The keeper polished the brass lens of the lighthouse every winter morning [00:03:10].\n",
+            encoding="utf-8",
+        )
+        watch.wait_for(REBUILT)
+        data = httpx.get(f"{url}/api/ask", params={"q": "who polished the lens"}, timeout=30).json()
+        assert data["results"][0]["note"] == "lighthouse.md"
+    assert watch.stop(signal.SIGINT) == 0

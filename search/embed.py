@@ -179,7 +179,12 @@ def ensure_exported(announce: Callable[[], None] | None = None) -> Path:
 
     folder = export_folder()
     if folder in _READY:
-        return folder
+        if (folder / RECORD_FILE).is_file():
+            return folder
+        # Deleted since this process checked it (a long `ytnotes watch` outlives a cleared cache): check anew.
+        _READY.discard(folder)
+        _INTACT.discard(folder)
+        question_model.forget(folder)
     with _cache_lock(folder.parent):
         _remove_cache_leftovers(folder.parent)
         if not _export_intact(folder):

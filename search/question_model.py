@@ -87,6 +87,11 @@ def prepare(export: Path) -> None:
     _READY.add(folder)
 
 
+def forget(export: Path) -> None:
+    """Check ``export``'s copy again at the next `prepare` (its folder was deleted since it was checked)."""
+    _READY.discard(export / FOLDER)
+
+
 def _intact(folder: Path) -> bool:
     """Whether the fast copy is for this onnxruntime and this export, and hashes as recorded."""
     import onnxruntime as ort

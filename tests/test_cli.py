@@ -429,7 +429,10 @@ def math_index(
     notes.mkdir()
     (notes / "math.md").write_text(MATH_NOTE, encoding="utf-8")
     (notes / "other.md").write_text(OTHER_NOTE, encoding="utf-8")
-    first = run_cli("build", str(notes), index=root / "index", check=True)
+    # A model cache of its own: the session's shared one already holds the export, and this build must make it.
+    first = run_cli(
+        "build", str(notes), index=root / "index", env={"YTNOTES_CACHE": str(root / "models")}, check=True
+    )
     return notes, root / "index", first
 
 
@@ -483,7 +486,12 @@ def test_a_first_build_says_it_is_preparing_the_model(
     assert EXPORTING not in again.stderr
     # In a terminal: a spinner line, then how long it took; no colour or bold with NO_COLOR.
     shown, status = in_terminal(
-        "build", str(notes), "--index", str(tmp_path / "index"), columns=100, env={"NO_COLOR": "1"}
+        "build",
+        str(notes),
+        "--index",
+        str(tmp_path / "index"),
+        columns=100,
+        env={"NO_COLOR": "1", "YTNOTES_CACHE": str(tmp_path / "models")},
     )
     assert status == 0
     assert EXPORTING in shown and re.search(r"Prepared the model in \d+\.\d s", shown), shown

@@ -19,6 +19,7 @@ All weights were chosen on the dev split of scripts/eval/questions.jsonl (script
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -263,9 +264,10 @@ def fts_query(text: str) -> str | None:
 
 
 def lexical(
-    db: sqlite3.Connection, table: str, text: str, limit: int, allowed: Sequence[int] | None = None
+    db: sqlite3.Connection, table: str, text: str, limit: int | None, allowed: Sequence[int] | None = None
 ) -> list[tuple[int, float]]:
-    """(rowid, bm25 score, higher is better) of the best-matching rows of an FTS5 table."""
+    """(rowid, bm25 score, higher is better) of the best-matching rows of an FTS5 table, best first; with no
+    ``limit``, every match among ``allowed``, in no order."""
     query = fts_query(text)
     if query is None:
         return []
@@ -275,8 +277,11 @@ def lexical(
         # "+rowid": the filter is applied to the matches; a plain "rowid IN" is handed to FTS5, which then runs
         # the whole query once per allowed row (182 ms instead of 0.6 ms for 500 segments).
         sql += " AND +rowid IN (SELECT value FROM json_each(?))"
-        args.append("[" + ",".join(str(int(a)) for a in allowed) + "]")
-    sql += f" ORDER BY bm25({table}) LIMIT {int(limit)}"
+        args.append(json.dumps([int(a) for a in allowed]))
+    if limit is not None:
+        sql += f" ORDER BY bm25({table}) LIMIT {int(limit)}"
+    # else every allowed match is wanted, in no order: bm25 is then computed for the allowed matches only (sorting
+    # computes it for every match in the table), the same scores for 0.1-0.2 ms less a question.
     return [(int(r[0]), float(r[1])) for r in db.execute(sql, args)]
 
 

@@ -203,6 +203,7 @@ class Index:
         self.manifest = store.read_manifest(self.generation)
         self._encoder = encoder
         self._loading: Future[embed.Encoder] | None = None
+        self._video_counts: dict[tuple[str | None, str | None], int] = {}
         if encoder is None:
             # numpy first, in this thread: its C extension cannot be imported by two threads at once (the loader
             # needs it for onnxruntime, this thread for faiss; measured: 1 cold `ask` in 8 failed).
@@ -324,7 +325,14 @@ class Index:
 
     def _videos(self, channel: str | None, video: str | None) -> int:
         """The most results the notes (filtered) could give: their videos, and each segment of a note without a
-        video id (those moments stand alone)."""
+        video id (those moments stand alone). Counted once per filter: a generation never changes, and the count
+        reads every segment."""
+        key = (channel, video)
+        if key not in self._video_counts:
+            self._video_counts[key] = self._count_videos(channel, video)
+        return self._video_counts[key]
+
+    def _count_videos(self, channel: str | None, video: str | None) -> int:
         allowed = self._filter(channel, video)
         where = "" if allowed is None else "WHERE s.chunk_id IN (SELECT value FROM json_each(?))"
         row = self.db.execute(
@@ -405,9 +413,9 @@ class Index:
             score = score + weights.chunk_dense * np.asarray([chunk_sim[c] for c in owner])
         seg_bm25: dict[int, float] = {}
         if weights.lexical or (locate and weights.locate_lexical):
-            seg_bm25 = rank.scaled(rank.lexical(self.db, "segments_fts", question, len(sids), sids.tolist()))
+            seg_bm25 = rank.scaled(rank.lexical(self.db, "segments_fts", question, None, sids.tolist()))
         if weights.lexical:
-            chunk_bm25 = rank.scaled(rank.lexical(self.db, "chunks_fts", question, len(chunk_ids), chunk_ids))
+            chunk_bm25 = rank.scaled(rank.lexical(self.db, "chunks_fts", question, None, chunk_ids))
             score = score + weights.lexical * np.asarray(
                 [seg_bm25.get(int(s), 0.0) + chunk_bm25.get(c, 0.0) for s, c in zip(sids, owner, strict=True)]
             )
@@ -673,12 +681,15 @@ class Index:
         ):
             segments.setdefault(seg["chunk_id"], []).append(seg)
         notes_dir = Path(self.manifest["notes_dir"])
+        # Each passage's times and texts once, however many of its moments are shown.
+        times = {c: [json.loads(s["times"]) for s in segs] for c, segs in segments.items()}
+        texts = {c: [s["text"] for s in segs] for c, segs in segments.items()}
         hits = []
         for place, score, chunk_id, best_segment in wanted:
             chunk, segs = chunks[chunk_id], segments[chunk_id]
             best = best_segment - chunk["seg_start"]
             seg = segs[best]
-            before, after = _context([s["text"] for s in segs], best)
+            before, after = _context(texts[chunk_id], best)
             hits.append(
                 Hit(
                     rank=place,
@@ -694,8 +705,8 @@ class Index:
                     before=before,
                     after=after,
                     seconds=seg["link_time"],
-                    timed=bool(json.loads(seg["times"])),
-                    times=[t for s in segs for t in json.loads(s["times"])],
+                    timed=bool(times[chunk_id][best]),
+                    times=[t for seg_times in times[chunk_id] for t in seg_times],
                 )
             )
         return hits

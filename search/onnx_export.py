@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import tempfile
@@ -10,6 +11,16 @@ from typing import Any
 
 ONNX_NAME = "model.onnx"
 TOKENIZER_NAME = "tokenizer.json"
+#: The export is checked against sentence-transformers on these texts (the issue's bar: cosine >= 0.999 each, for
+#: the fp32 model questions are encoded with; the int8 copy is the evaluation harness's to judge).
+CHECK_TEXTS = (
+    "why did he drop out of college?",
+    "how are attention scores scaled",
+    "Karpathy — Let's build GPT\nThe attention scores are divided by the square root of the head size, "
+    "so that the softmax does not saturate at initialisation.",
+    "Écrire des notes en français, avec des accents: ça marche aussi.",
+)
+MIN_COSINE = 0.999
 
 
 def export_onnx(model_dir: Path, out_dir: Path) -> Path:
@@ -42,10 +53,21 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
         def forward(self, a: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.inner(input_ids=a, attention_mask=m, token_type_ids=t).last_hidden_state
 
+    class _BodyNoTypes(torch.nn.Module):  # type: ignore[misc,unused-ignore]
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+            return self.inner(input_ids=a, attention_mask=m).last_hidden_state
+
+    # Some architectures (MPNet, RoBERTa-like ones without segments) take no token_type_ids.
+    with_types = "token_type_ids" in inspect.signature(model.forward).parameters
     ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
+    ids = ids.clamp(max=int(model.config.vocab_size) - 1)
     mask = (ids != 0).long()
-    args = (ids, mask, torch.zeros_like(ids))
-    names = ["input_ids", "attention_mask", "token_type_ids"]
+    args: tuple[torch.Tensor, ...] = (ids, mask, torch.zeros_like(ids)) if with_types else (ids, mask)
+    names = ["input_ids", "attention_mask", "token_type_ids"][: len(args)]
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
     axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
 
@@ -55,7 +77,7 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
     try:
         with torch.no_grad():
             torch.onnx.export(
-                _Body(model),
+                _Body(model) if with_types else _BodyNoTypes(model),
                 args,
                 tmp_name,
                 input_names=names,
@@ -76,13 +98,45 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
     return target
 
 
-def export_in_child(model_dir: Path, out_dir: Path) -> Path:
+def check_export(model_dir: Path, onnx_path: Path, max_seq_length: int, prompt: str) -> None:
+    """Raise RuntimeError unless the exported model, run torch-free as questions are, gives the vectors
+    sentence-transformers gives (cosine >= MIN_COSINE on each of CHECK_TEXTS, with the query prompt)."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from search.fast_encoder import OnnxEncoder
+
+    reference = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    reference.max_seq_length = max_seq_length
+    texts = list(CHECK_TEXTS)
+    expected = reference.encode(
+        texts, prompt=prompt or None, normalize_embeddings=True, convert_to_numpy=True
+    )
+    encoder = OnnxEncoder(
+        onnx_path, onnx_path.parent / TOKENIZER_NAME, max_seq_length=max_seq_length, prompt=prompt
+    )
+    got = encoder.encode(texts)
+    if got.shape != expected.shape:
+        raise RuntimeError(
+            f"the exported model gives vectors of shape {got.shape}, sentence-transformers {expected.shape}"
+        )
+    worst = float(np.min(np.sum(got * expected, axis=1)))
+    if worst < MIN_COSINE:
+        raise RuntimeError(
+            f"the exported model disagrees with sentence-transformers (cosine {worst:.4f} < {MIN_COSINE}); "
+            "this model cannot be used torch-free yet"
+        )
+
+
+def export_in_child(
+    model_dir: Path, out_dir: Path, check: bool = False, max_seq_length: int = 0, prompt: str = ""
+) -> Path:
     """`export_onnx` in a child process, which ignores Ctrl-C; this process, interrupted, kills it.
 
     torch's exporter calls back into Python from C++, where a KeyboardInterrupt can abort the whole process
     ("terminate called after throwing an instance of 'pybind11::error_already_set'"), leaving its files behind.
     The child's memory (torch, the traced model) is also returned when it ends. A failure is a RuntimeError
-    naming the child's error."""
+    naming the child's error. ``check``: the child then checks the export with `check_export`."""
     import multiprocessing
     import signal
 
@@ -93,7 +147,9 @@ def export_in_child(model_dir: Path, out_dir: Path) -> Path:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         child = context.Process(
-            target=_export_main, args=(str(model_dir), str(out_dir), send, os.getpid()), name="ytnotes-export"
+            target=_export_main,
+            args=(str(model_dir), str(out_dir), send, os.getpid(), check, max_seq_length, prompt),
+            name="ytnotes-export",
         )
         child.start()
     finally:
@@ -115,7 +171,9 @@ def export_in_child(model_dir: Path, out_dir: Path) -> Path:
     return out_dir / ONNX_NAME
 
 
-def _export_main(model_dir: str, out_dir: str, report: Any, parent: int) -> None:
+def _export_main(
+    model_dir: str, out_dir: str, report: Any, parent: int, check: bool, max_seq_length: int, prompt: str
+) -> None:
     """The child process of `export_in_child`."""
     import signal
     import warnings
@@ -127,7 +185,9 @@ def _export_main(model_dir: str, out_dir: str, report: Any, parent: int) -> None
     end_with_parent(parent, signal.SIGKILL)
     warnings.simplefilter("ignore")  # the tracer's warnings say nothing a user can act on
     try:
-        export_onnx(Path(model_dir), Path(out_dir))
+        onnx_path = export_onnx(Path(model_dir), Path(out_dir))
+        if check:
+            check_export(Path(model_dir), onnx_path, max_seq_length, prompt)
     except BaseException as exc:
         report.send(f"{type(exc).__name__}: {exc}")
         raise SystemExit(1) from None

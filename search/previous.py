@@ -123,6 +123,13 @@ class Previous:
         data.word_owners[c] = np.array(self.owners[chunk["word_start"] : chunk["word_end"]])
 
 
+def _model_name(fingerprint: Any) -> str:
+    """How a message names a model: its package (the bundled one), else its name."""
+    if not isinstance(fingerprint, dict):
+        return "another model"
+    return str(fingerprint.get("package") or fingerprint.get("name") or "another model")
+
+
 def open_previous(index_dir: Path, wanted: dict[str, Any]) -> tuple[Previous | None, str | None]:
     """The live index if a build may reuse it, else None and (when there is an index) why everything is rebuilt."""
     try:
@@ -133,8 +140,10 @@ def open_previous(index_dir: Path, wanted: dict[str, Any]) -> tuple[Previous | N
     except IndexUnusableError as exc:
         return None, f"the existing index cannot be reused ({exc}); building everything"
     if manifest.get("model") != wanted["model"]:
-        old = (manifest.get("model") or {}).get("package", "another model")
-        return None, f"the model changed ({old} -> {wanted['model']['package']}): rebuilding everything"
+        old, new = _model_name(manifest.get("model")), _model_name(wanted["model"])
+        if old == new:  # the same name: its weights, prompts or settings changed
+            old, new = f"{old} as built", f"{new} now"
+        return None, f"the model changed ({old} -> {new}): rebuilding everything"
     if manifest.get("chunking") != wanted["chunking"]:
         return None, f"the chunk settings changed ({manifest.get('chunking')}): rebuilding everything"
     try:

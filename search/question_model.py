@@ -111,10 +111,11 @@ def _intact(folder: Path) -> bool:
     return intact
 
 
-def load(export: Path, tokenizer: Path, one_shot: bool) -> OnnxEncoder:
+def load(export: Path, tokenizer: Path, one_shot: bool, max_seq_length: int, prompt: str = "") -> OnnxEncoder:
     """The question encoder: the fast copy when it was written by this onnxruntime and its weights look whole,
     else the exported model (with a warning when the copy is damaged). ``one_shot``: the process encodes a
-    question or two and exits (skip pre-packing the weights)."""
+    question or two and exits (skip pre-packing the weights). ``max_seq_length``, ``prompt``: the model's (its
+    query prompt)."""
     import onnxruntime as ort
 
     from search.fast_encoder import OnnxEncoder
@@ -135,8 +136,18 @@ def load(export: Path, tokenizer: Path, one_shot: bool) -> OnnxEncoder:
     # A one-shot question gets every core; a server answers several at once, one core each.
     threads = None if one_shot else 1
     if usable:
-        return OnnxEncoder(folder / MODEL, tokenizer, threads=threads, optimized=True, prepack=not one_shot)
-    return OnnxEncoder(export / "model.onnx", tokenizer, threads=threads)
+        return OnnxEncoder(
+            folder / MODEL,
+            tokenizer,
+            threads=threads,
+            optimized=True,
+            prepack=not one_shot,
+            max_seq_length=max_seq_length,
+            prompt=prompt,
+        )
+    return OnnxEncoder(
+        export / "model.onnx", tokenizer, threads=threads, max_seq_length=max_seq_length, prompt=prompt
+    )
 
 
 def _pages_sha256(path: Path) -> str:

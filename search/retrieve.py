@@ -201,6 +201,21 @@ class Index:
         self.one_shot = one_shot
         self.generation = store.current_generation(index_dir)
         self.manifest = store.read_manifest(self.generation)
+        # The model is the one the index was built with (its fingerprint in the manifest), whichever it is.
+        self.model: dict[str, Any] = self.manifest.get("model") or {}
+        if not isinstance(self.model.get("dimension"), int) or not isinstance(
+            self.model.get("max_seq_length"), int
+        ):
+            raise IndexUnusableError(
+                f"the manifest in {self.generation} names no usable model; {store.REBUILD_HINT}"
+            )
+        bundled = embed.fingerprint()
+        if "package" in self.model and self.model != bundled:
+            # Built with the bundled model of another version than the one installed.
+            raise IndexUnusableError(
+                f"the index in {index_dir} was built with {self.model.get('name')} "
+                f"({self.model.get('package')}), not {bundled['package']} as installed; {store.REBUILD_HINT}"
+            )
         self._encoder = encoder
         self._loading: Future[embed.Encoder] | None = None
         self._video_counts: dict[tuple[str | None, str | None], int] = {}
@@ -212,14 +227,6 @@ class Index:
             # Importing onnxruntime and loading the model (in C++, mostly without the GIL) overlap with opening
             # the rest.
             self._loading = ThreadPoolExecutor(max_workers=1).submit(self._load_encoder)
-        expected = embed.fingerprint()
-        if self.manifest.get("model") != expected:
-            built = (self.manifest.get("model") or {}).get("name", "an unknown model")
-            raise IndexUnusableError(
-                f"the index in {index_dir} was built with {built} "
-                f"({self.manifest.get('model')}), not {expected['name']} as this ytnotes "
-                f"uses; {store.REBUILD_HINT}"
-            )
         self.db = store.open_meta(self.generation)
         self.chunks = store.read_vectors(self.generation, store.CHUNKS)
         self.segments = store.read_vectors(self.generation, store.SEGMENTS)
@@ -247,17 +254,19 @@ class Index:
     def _load_encoder(self) -> embed.Encoder:
         # The model exported in the user's cache (the manifest has checked that it is the index's model); an index
         # built before the cache was shared has its own copy, used until its next build.
-        folder = embed.export_folder()
+        folder = embed.export_folder(fingerprint=self.model)
         own = self.dir / str((self.manifest.get("encoder") or {}).get("path", "-"))
-        if not folder.is_dir() and own.is_dir():
+        if not folder.is_dir() and own.is_dir() and own.is_relative_to(self.dir):
             folder = own
         if not folder.is_dir():
+            path = self.manifest.get("model_path")
+            again = "`ytnotes build`" if self.model.get("package") else f"`ytnotes build --model {path}`"
             raise IndexUnusableError(
-                f"the exported model in {folder} is missing (was the model cache deleted?); run `ytnotes build` "
+                f"the exported model in {folder} is missing (was the model cache deleted?); run {again} "
                 "to export it again"
             )
         try:
-            return embed.load_question_encoder(folder, one_shot=self.one_shot)
+            return embed.load_question_encoder(folder, one_shot=self.one_shot, fingerprint=self.model)
         except Exception as exc:  # onnxruntime and tokenizers raise their own types for a damaged file
             first = (str(exc).strip().splitlines() or ["unreadable"])[0][:160]
             raise IndexUnusableError(

@@ -292,6 +292,7 @@ def watch(
         bool,
         typer.Option("--replace", help="Index NOTES_DIR even though the index holds another folder's notes."),
     ] = False,
+    model: ModelOption = None,
 ) -> None:
     """Build the index, then rebuild it whenever a note is added, changed or deleted, until Ctrl-C.
 
@@ -322,7 +323,7 @@ def watch(
 
     signal.signal(signal.SIGTERM, terminate)
     try:
-        watch_notes(notes_dir, _index(index), replace, built, failed)
+        watch_notes(notes_dir, _index(index), replace, built, failed, model=model)
     except KeyboardInterrupt:
         # Stopping is how a watch ends: status 0, as for `serve`. (Not through the interpreter's teardown: see
         # `_interrupted`.)

@@ -39,11 +39,12 @@ def watch(
     built: Callable[[BuildReport, bool], None],
     failed: Callable[[YtnotesError], None],
     stop: Event | None = None,
+    model: Path | None = None,
 ) -> None:
     """Build ``notes_dir`` into ``index_dir`` (as `build_index`, with the same choice of folder), then rebuild on
     every change below the folder until ``stop`` is set or Ctrl-C. ``built(report, first)`` is called after
     each build, ``failed(error)`` when a rebuild fails (the watch goes on; the old index stays live). An error of
-    the first build is raised."""
+    the first build is raised. ``model``: as `build_index`'s (each rebuild uses it)."""
     from watchfiles import watch as changes
 
     from search.build import build_index, choose_notes
@@ -67,22 +68,22 @@ def watch(
     ):
         if first:
             first = False
-            built(build_index(notes_dir, index_dir, replace=replace), True)
+            built(build_index(notes_dir, index_dir, replace=replace, model=model), True)
         elif found:
             try:
-                built(_rebuild(folder, index_dir), False)
+                built(_rebuild(folder, index_dir, model), False)
             except YtnotesError as exc:
                 failed(exc)
 
 
-def _rebuild(folder: Path, index_dir: Path) -> BuildReport:
+def _rebuild(folder: Path, index_dir: Path, model: Path | None = None) -> BuildReport:
     """One rebuild, waiting for a build that holds the index (someone's `ytnotes build`) to finish."""
     from search.build import build_index
 
     deadline = time.monotonic() + LOCKED_WAIT_SECONDS
     while True:
         try:
-            return build_index(folder, index_dir)
+            return build_index(folder, index_dir, model=model)
         except BuildLockedError:
             if time.monotonic() > deadline:
                 raise

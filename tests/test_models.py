@@ -110,6 +110,8 @@ def test_own_model_end_to_end(tiny_model: Path, two_notes: Path, tmp_path: Path)
     assert "rebuilding everything" in default.stderr
     info = json.loads(run_cli("info", "--json", index=index, check=True).stdout)
     assert (info["model"], info["dimension"]) == ("all-MiniLM-L6-v2", 384)
+    # watch takes the same flag (and passes it to each rebuild).
+    assert "--model" in run_cli("watch", "--help", env={"COLUMNS": "200"}, check=True).stdout
 
 
 def test_not_a_model_is_one_line(tiny_model: Path, two_notes: Path, tmp_path: Path) -> None:

@@ -90,7 +90,8 @@ def open_for_eval(index_dir: Path) -> Index:
     """An index with its own question encoder, cached."""
     manifest = store.read_manifest(store.current_generation(index_dir))
     folder = index_dir / str((manifest.get("encoder") or {}).get("path", "-"))
-    return open_index(index_dir, encoder=CachedEncoder(embed.load_question_encoder(folder)))
+    encoder = embed.load_question_encoder(folder, fingerprint=manifest["model"])  # the index's own model
+    return open_index(index_dir, encoder=CachedEncoder(encoder))
 
 
 def load(path: Path) -> list[Question]:

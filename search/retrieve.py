@@ -253,10 +253,12 @@ class Index:
 
     def _load_encoder(self) -> embed.Encoder:
         # The model exported in the user's cache (the manifest has checked that it is the index's model); an index
-        # built before the cache was shared has its own copy, used until its next build.
+        # built before the cache was shared has its own copy, used until its next build. The export's path as the
+        # build recorded it is used too when this process's cache is another (an MCP server started by a client
+        # gets a bare environment): the recorded export is of the manifest's model.
         folder = embed.export_folder(fingerprint=self.model)
         own = self.dir / str((self.manifest.get("encoder") or {}).get("path", "-"))
-        if not folder.is_dir() and own.is_dir() and own.is_relative_to(self.dir):
+        if not folder.is_dir() and own.is_dir():
             folder = own
         if not folder.is_dir():
             path = self.manifest.get("model_path")

@@ -20,7 +20,8 @@ from a previous index, and each factor builds into a fresh index folder, so ever
 
 Every figure is a real process started afresh, timed by wall clock, peak RSS from wait4:
 
-- the model export, once, timed apart; each factor's index folder gets a copy of it, so no build exports;
+- the model export, once, timed apart, into a model cache of the benchmark's own (YTNOTES_CACHE under --work),
+  which every build then shares, so no build exports;
 - a full build (`ytnotes build -v` into the fresh folder): wall time, chunks/s from the manifest's count, peak
   RSS, and the encoder's own chunks/s;
 - the generation's size on disk by part (FAISS, SQLite, word vectors, manifest) and per chunk, and the model's;
@@ -57,7 +58,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from bench import live  # noqa: E402
 
-from search import embed, store  # noqa: E402
+from search import store  # noqa: E402
 
 YTNOTES = [sys.executable, "-m", "search"]
 QUESTIONS = REPO / "scripts" / "eval" / "questions.jsonl"
@@ -270,7 +271,7 @@ class Figures:
     values: dict[str, float] = field(default_factory=dict)
 
 
-def sizes(index: Path) -> dict[str, int]:
+def sizes(index: Path, model: Path) -> dict[str, int]:
     """Bytes of the live generation by part, and of the exported model."""
     gen = live(index)
     parts = {"FAISS": 0, "SQLite": 0, "word vectors": 0, "manifest": 0, "other": 0}
@@ -290,7 +291,7 @@ def sizes(index: Path) -> dict[str, int]:
             else "other"
         )
         parts[part] += path.stat().st_size
-    parts["model"] = sum(p.stat().st_size for p in (index / embed.ENCODER_FOLDER).rglob("*") if p.is_file())
+    parts["model"] = sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
     return parts
 
 
@@ -303,7 +304,6 @@ def measure(
     logs.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(index, ignore_errors=True)
     index.mkdir(parents=True)
-    shutil.copytree(model, index / embed.ENCODER_FOLDER)
 
     v["load before build"] = load()
     say(f"{factor}x: full build of {corpus}")
@@ -323,7 +323,7 @@ def measure(
     v["build peak RSS, MB"] = rss
     say(f"{factor}x: built {counts['chunks']} chunks in {wall:.1f} s, peak RSS {rss} MB")
 
-    parts = sizes(index)
+    parts = sizes(index, model)
     gen_bytes = sum(b for p, b in parts.items() if p != "model")
     for part in ("FAISS", "SQLite", "word vectors", "manifest"):
         v[f"size {part}, MB"] = parts[part] / 1e6
@@ -523,18 +523,14 @@ def main() -> int:
         raise SystemExit("two copies of a note are identical; the variation failed")
 
     say("exporting the model once (not part of any build below)")
-    model_index = work / "model-export"
-    shutil.rmtree(model_index, ignore_errors=True)
-    export, export_rss, _ = run(
-        [
-            sys.executable,
-            "-c",
-            f"from pathlib import Path; from search import embed; "
-            f"embed.ensure_exported(Path({str(model_index)!r}))",
-        ],
+    cache = work / "models"
+    shutil.rmtree(cache, ignore_errors=True)
+    ENV["YTNOTES_CACHE"] = str(cache)
+    export, export_rss, out = run(
+        [sys.executable, "-c", "from search import embed; print(embed.ensure_exported())"],
         work / "export.log",
     )
-    model = model_index / embed.ENCODER_FOLDER
+    model = Path(out.strip().splitlines()[-1])
 
     figures: list[Figures] = []
     for f in factors:

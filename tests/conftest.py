@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
+import re
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,3 +90,43 @@ def spawned_children(parent: int) -> set[int]:
         except (OSError, IndexError, ValueError):
             continue
     return found
+
+
+@contextlib.contextmanager
+def server_started(
+    cmd: list[str], env: dict[str, str], announce: str, stdout: int | None = None
+) -> Iterator[tuple[str, list[str], subprocess.Popen[str]]]:
+    """A server as a real process: waits for the stderr line matching ``announce`` (its group 1 is the address),
+    yields the address, the stderr lines so far (the list grows while it runs) and the process; stops it with
+    SIGINT, as Ctrl-C does (killed if it has not ended 20 s later)."""
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    started: queue.Queue[str | None] = queue.Queue()
+
+    def drain() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line.rstrip("\n"))
+            if match := re.match(announce, line):
+                started.put(match.group(1))
+        started.put(None)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        try:
+            url = started.get(timeout=60)
+        except queue.Empty:
+            url = None
+        if url is None:
+            raise AssertionError(f"{cmd} did not start:\n" + "\n".join(lines))
+        yield url, lines, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        reader.join(timeout=10)

@@ -6,13 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,7 +19,7 @@ import httpx
 from mcp import Client, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult
 
-from conftest import EXPECTATIONS, SAMPLE_NOTES, run_cli
+from conftest import EXPECTATIONS, SAMPLE_NOTES, run_cli, server_started
 from search import store
 
 #: The environment the server gets on top of the SDK's allow-list (HOME, PATH, ...): no model download, ever.
@@ -289,37 +286,8 @@ def test_stdout_carries_only_protocol_messages(sample_index: Path) -> None:
 def http_server(index: Path, *args: str) -> Iterator[tuple[str, list[str], subprocess.Popen[str]]]:
     """`ytnotes mcp --http --port 0` as a real process: yields its URL and stderr lines so far; stops it with SIGINT."""
     cmd = [sys.executable, "-m", "search", "mcp", "--http", "--port", "0", "--index", str(index), *args]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, **OFFLINE})
-    lines: list[str] = []
-    started: queue.Queue[str | None] = queue.Queue()
-
-    def drain() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line.rstrip("\n"))
-            if match := re.match(r"Serving MCP at (http://\S+) ", line):
-                started.put(match.group(1))
-        started.put(None)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        try:
-            url = started.get(timeout=60)
-        except queue.Empty:
-            url = None
-        if url is None:
-            raise AssertionError(f"{cmd} did not start:\n" + "\n".join(lines))
-        yield url, lines, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        reader.join(timeout=10)
+    with server_started(cmd, {**os.environ, **OFFLINE}, r"Serving MCP at (http://\S+) ") as started:
+        yield started
 
 
 def test_http_transport_answers_on_loopback_and_refuses_other_host_names(sample_index: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import re
 import shutil
 import signal
@@ -25,7 +24,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import EXPECTATIONS, SAMPLE_NOTES, run_cli, spawned_children
+from conftest import EXPECTATIONS, SAMPLE_NOTES, run_cli, server_started, spawned_children
 from search import store
 from search.answering import IndexHolder
 from search.server import LOOPBACK_NAMES, STATIC, create_app, exposure_warning
@@ -337,37 +336,8 @@ def server_process(index: Path, *args: str) -> Iterator[tuple[str, list[str], su
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.pop("YTNOTES_INDEX", None)
     cmd = [sys.executable, "-m", "search", "serve", "--index", str(index), "--port", "0", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    lines: list[str] = []
-    started: queue.Queue[str | None] = queue.Queue()
-
-    def drain() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line.rstrip("\n"))
-            if match := re.match(r"Serving (http://\S+?)/? ", line):
-                started.put(match.group(1))
-        started.put(None)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        try:
-            url = started.get(timeout=60)
-        except queue.Empty:
-            url = None
-        if url is None:
-            raise AssertionError(f"{cmd} did not start:\n" + "\n".join(lines))
-        yield url, lines, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        reader.join(timeout=10)
+    with server_started(cmd, env, r"Serving (http://\S+?)/? ", stdout=subprocess.PIPE) as started:
+        yield started
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -16,6 +16,13 @@ from pathlib import Path
 
 import pytest
 
+# Tests stop real processes with SIGINT, as Ctrl-C does. A suite started in the background by a non-interactive
+# shell inherits SIGINT ignored, and so would every process it starts (Python then installs no KeyboardInterrupt
+# handler): Ctrl-C's own behaviour would go untested, and watch and serve would not stop. Handled, not ignored,
+# SIGINT is reset to its default in each child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_NOTES = REPO / "search" / "sample_notes"
 SHARED_NOTES = REPO.parent / "shared" / "corpus" / "notes"

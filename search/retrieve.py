@@ -125,6 +125,8 @@ class Moment(NamedTuple):
     seconds: int | None
     #: The ranking's score (see `Index._rank_moments`): what a hit shows, in the order moments are ranked.
     score: float = 0.0
+    #: The note it is in (its id in the index).
+    note: int = -1
 
 
 #: A result's other moments come from the first this many ranked moments; moments further down only bring in
@@ -305,7 +307,7 @@ class Index:
         moment of each other note about it. Fewer than k only when the notes (filtered) hold fewer videos."""
         moments = self._moments(question, k, channel, video, weights)
         # Grouped before Hits are made: only the moments shown are read in full.
-        groups = group_moments(moments, k, self._notes_of(moments))
+        groups = group_moments(moments, k, [m.note for m in moments])
         if len(groups) < k and self._videos(channel, video) > len(groups):
             # The candidates hold too few videos: look deeper for more, keeping the ones found (a deeper search
             # ranks a little differently, and the first results should not depend on k).
@@ -319,20 +321,10 @@ class Index:
             # Ranked below every moment of the first search, so shown no higher than its last.
             floor = min((m.score for m in moments), default=float("inf"))
             moments = moments + [m._replace(score=min(m.score, floor)) for m in more]
-            groups = group_moments(moments, k, self._notes_of(moments))
+            groups = group_moments(moments, k, [m.note for m in moments])
         shown = [(n, moments[i]) for n, (lead, others) in enumerate(groups, 1) for i in (lead, *others)]
         hits = iter(self._moment_hits(shown))
         return [Result(next(hits), [next(hits) for _ in others]) for _, others in groups]
-
-    def _notes_of(self, moments: Sequence[Moment]) -> list[int]:
-        """The note of each moment (by its passage)."""
-        owner = dict(
-            self.db.execute(
-                "SELECT id, note_id FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(sorted({m.chunk for m in moments})),),
-            ).fetchall()
-        )
-        return [owner[m.chunk] for m in moments]
 
     def _videos(self, channel: str | None, video: str | None) -> int:
         """The most results the notes (filtered) could give: their videos, and each segment of a note without a
@@ -458,7 +450,7 @@ class Index:
                 if (video, rows[i][3]) in shown:
                     continue
                 shown.add((video, rows[i][3]))
-            out.append(Moment(int(sids[i]), owner[i], video, rows[i][3], float(shown_score[i])))
+            out.append(Moment(int(sids[i]), owner[i], video, rows[i][3], float(shown_score[i]), rows[i][2]))
         return out
 
     def _close_scores(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from search import embed, rank, store, words
 from search.errors import IndexUnusableError, YtnotesError
 from search.layout import NO_LINK, Layout
+from search.lexicon import Lexicon
 from search.timestamps import format_hms, valid_video_id, video_url
 
 if TYPE_CHECKING:
@@ -234,6 +235,7 @@ class Index:
         self.db = store.open_meta(self.generation)
         self.chunks = store.read_vectors(self.generation, store.CHUNKS)
         self.segments = store.read_vectors(self.generation, store.SEGMENTS)
+        self.lexicon = Lexicon.of(self.generation, self.db, self.manifest)
         self.words, self.word_owners = store.read_words(self.generation, self.manifest["counts"]["words"])
         if (
             self.chunks.ntotal != self.manifest["counts"]["chunks"]
@@ -422,9 +424,13 @@ class Index:
             score = score + weights.chunk_dense * np.asarray([chunk_sim[c] for c in owner])
         seg_bm25: dict[int, float] = {}
         if weights.lexical or (locate and weights.locate_lexical):
-            seg_bm25 = rank.scaled(rank.lexical(self.db, "segments_fts", question, None, sids.tolist()))
+            seg_bm25 = rank.scaled(
+                rank.lexical(self.db, "segments_fts", question, None, sids.tolist(), self.lexicon)
+            )
         if weights.lexical:
-            chunk_bm25 = rank.scaled(rank.lexical(self.db, "chunks_fts", question, None, chunk_ids))
+            chunk_bm25 = rank.scaled(
+                rank.lexical(self.db, "chunks_fts", question, None, chunk_ids, self.lexicon)
+            )
             score = score + weights.lexical * np.asarray(
                 [seg_bm25.get(int(s), 0.0) + chunk_bm25.get(c, 0.0) for s, c in zip(sids, owner, strict=True)]
             )
@@ -662,7 +668,9 @@ class Index:
             found.update(dict.fromkeys(self._chunks_of([int(i) for i in seg_ids])[:depth]))
         if weights.lexical:
             found.update(
-                dict.fromkeys(i for i, _ in rank.lexical(self.db, "chunks_fts", question, depth, allowed))
+                dict.fromkeys(
+                    i for i, _ in rank.lexical(self.db, "chunks_fts", question, depth, allowed, self.lexicon)
+                )
             )
         return list(found)
 

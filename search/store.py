@@ -10,6 +10,7 @@ Layout of an index folder (default ``~/.local/share/ytnotes/index``, see `search
         segments.faiss   the same for segment vectors
         words.npy        int8 word vectors of every passage, for the second pass (rows chunks.word_start..end)
         word_owners.npy  int16: for each word row, its segment's place in the passage (-1: title and heading)
+        <fts table>.<part>.npy  the BM25 postings of chunks_fts and segments_fts (see `search.lexicon`)
     .lock                held by the build writing this folder
 
 A build writes a new generation in a ``.tmp-*`` folder, renames it, then points CURRENT at it: a reader sees the
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search import errors
+from search import errors, lexicon
 from search.embed import ENCODER_FOLDER
 from search.errors import BuildLockedError, IndexMissingError, IndexUnusableError
 
@@ -135,10 +136,11 @@ def write_generation(
                 "INSERT INTO segments_fts(rowid, body) SELECT id, text FROM segments WHERE id = ?",
                 ((r[0],) for r in rows.segments),
             )
+            postings = lexicon.write(db, tmp)
             db.commit()
         finally:
             db.close()
-        manifest = {**manifest, "vectors": {}}
+        manifest = {**manifest, "lexicon": postings, "vectors": {}}
         for name, vectors in ((CHUNKS, chunk_vectors), (SEGMENTS, segment_vectors)):
             index, record = vector_index(vectors, manifest["model"]["dimension"])
             faiss.write_index(index, str(tmp / name))

@@ -169,9 +169,20 @@ class Lexicon:
         if not found_rows:
             return []
         every = np.concatenate(found_rows)
-        unique, where = np.unique(every, return_inverse=True)
-        scores = np.bincount(where, weights=np.concatenate(weights), minlength=len(unique))
+        if wanted is None:
+            # Summed over every row (each phrase's weight added in turn, as FTS5 does): linear in the postings
+            # and rows, where sorting the postings' rows would not be.
+            dense = np.bincount(every, weights=np.concatenate(weights), minlength=len(p.lengths))
+            unique = np.flatnonzero(dense)  # every weight is > 0 (idf is at least 1e-6)
+            scores = dense[unique]
+        else:
+            unique, where = np.unique(every, return_inverse=True)
+            scores = np.bincount(where, weights=np.concatenate(weights), minlength=len(unique))
         if limit is not None:
+            if len(scores) > limit:
+                # Only rows scoring at least the limit-th best can be shown; ties there go by row id below.
+                kth = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+                unique, scores = unique[scores >= kth], scores[scores >= kth]
             order = np.lexsort((unique, -scores))[:limit]
             unique, scores = unique[order], scores[order]
         return list(zip(unique.tolist(), scores.tolist(), strict=True))

@@ -66,8 +66,18 @@ class BuildReport:
     notes_dir: Path | None = None
 
 
-def settings(chunk_tokens: int) -> dict[str, Any]:
-    """Everything besides the model that decides what the vectors are; recorded in the manifest."""
+def settings(chunk_tokens: int, encoder: str = embed.ONNX) -> dict[str, Any]:
+    """Everything besides the model that decides what the vectors are; recorded in the manifest. ``encoder``:
+    `embed.ONNX`, or `embed.SENTENCE_TRANSFORMERS` for a model with no torch-free export (fp32 documents)."""
+    if encoder != embed.ONNX:
+        return {
+            "chunk_tokens": chunk_tokens,
+            "chunk_text": "title — heading path\\nsegments",
+            "segment_vectors": embed.SEGMENT_VECTORS,
+            "encoder": encoder,
+            "document_precision": "fp32",
+            "word_vectors": f"{words.KEPT} words, int8",
+        }
     return {
         "chunk_tokens": chunk_tokens,
         "chunk_text": "title — heading path\\nsegments",
@@ -99,8 +109,6 @@ def build_index(
     """
     started = time.monotonic()
     report_progress = progress or (lambda stage, done, total: None)
-    chosen_model = model_folder.chosen(model)
-    wanted = {"model": chosen_model.fingerprint(), "chunking": settings(chunk_tokens)}
     if notes_dir is not None and not notes_dir.is_dir():
         raise YtnotesError(
             f"the notes folder {notes_dir.absolute()} does not exist; pass a folder of .md notes"
@@ -109,6 +117,14 @@ def build_index(
         notes_dir, chosen = choose_notes(index_dir, notes_dir, replace)
         if not notes_dir.is_dir():
             raise YtnotesError(f"the notes folder {notes_dir} does not exist; pass a folder of .md notes")
+        chosen_model = model_folder.chosen(model)
+        # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
+        # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
+        encoder_choice = embed.choose_encoder(chosen_model, announce=lambda: report_progress("export", 0, 0))
+        wanted = {
+            "model": chosen_model.fingerprint(),
+            "chunking": settings(chunk_tokens, encoder_choice.kind),
+        }
         previous, notice = (None, None) if full else open_previous(index_dir, wanted)
         spill: words.Spill | None = None
         pool: EncodingPool | None = None
@@ -139,7 +155,7 @@ def build_index(
             if spill is not None:
                 spill.close()
     report.seconds = time.monotonic() - started
-    report.notice = "; ".join(n for n in (chosen, notice) if n) or None
+    report.notice = "; ".join(n for n in (chosen, notice, encoder_choice.notice(chosen_model)) if n) or None
     report.notes_dir = notes_dir
     return report
 
@@ -218,9 +234,6 @@ def _build(
     paths = list(find_notes(notes_dir, skipped))
     if not paths:
         raise YtnotesError(f"no .md notes in {notes_dir}; pass the folder that holds your notes")
-    # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
-    # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
-    embed.ensure_exported(announce=lambda: progress("export", 0, 0), model=model)
     old_notes: dict[str, str] = previous.manifest["notes"] if previous else {}
 
     notes: list[NoteData] = []

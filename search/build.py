@@ -121,7 +121,9 @@ def build_index(
         chosen_model = choose_model(index_dir, model)
         # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
         # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
-        encoder_choice = embed.choose_encoder(chosen_model, announce=lambda: report_progress("export", 0, 0))
+        encoder_choice = embed.choose_encoder(
+            chosen_model, announce=lambda: report_progress("export", 0, 0), retry=full
+        )
         wanted = {
             "model": chosen_model.fingerprint(),
             "chunking": settings(chunk_tokens, encoder_choice.kind),

@@ -187,14 +187,17 @@ class ExportRefused(YtnotesError):
         self.reason = reason
 
 
-def choose_encoder(model: Model, announce: Callable[[], None] | None = None) -> EncoderChoice:
+def choose_encoder(
+    model: Model, announce: Callable[[], None] | None = None, retry: bool = False
+) -> EncoderChoice:
     """How a build encodes ``model``: torch-free (its export in the model cache, made now if needed: see
     `ensure_exported`), or with sentence-transformers when the model has modules the torch-free path does not
     reproduce, or its export failed or disagreed with sentence-transformers (recorded in the cache, so the export is
-    tried once)."""
+    tried once; ``retry``, as `build --full` asks, tries it again)."""
     known = encoder_choice(model)
-    if known.kind != ONNX:
+    if known.kind != ONNX and (model.no_export is not None or not retry):
         return known
+    known = EncoderChoice(ONNX)
     try:
         ensure_exported(announce, model)
     except ExportRefused as exc:

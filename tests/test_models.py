@@ -382,3 +382,8 @@ def test_a_failed_export_check_falls_back_rather_than_refuses(tiny_model: Path, 
         assert announced == ["export"]
         assert embed.encoder_record(spec)["kind"] == embed.SENTENCE_TRANSFORMERS
         assert not (embed.export_folder(spec) / embed.ONNX_FILE).exists()
+        # `build --full` tries the export again: it passes the check now, and the refusal is gone.
+        assert embed.choose_encoder(spec, retry=True) == embed.EncoderChoice(embed.ONNX)
+        assert (embed.export_folder(spec) / embed.ONNX_FILE).is_file()
+        assert not (embed.export_folder(spec) / embed.REFUSED_FILE).exists()
+        assert embed.encoder_record(spec)["kind"] == embed.ONNX

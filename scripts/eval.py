@@ -89,6 +89,9 @@ class CachedEncoder:
 def open_for_eval(index_dir: Path) -> Index:
     """An index with its own question encoder, cached."""
     manifest = store.read_manifest(store.current_generation(index_dir))
+    if (manifest.get("encoder") or {}).get("kind") == embed.SENTENCE_TRANSFORMERS:
+        # A model with no torch-free export: sentence-transformers over its folder, as `ask` loads it.
+        return open_index(index_dir, encoder=CachedEncoder(open_index(index_dir).encoder))
     folder = index_dir / str((manifest.get("encoder") or {}).get("path", "-"))
     encoder = embed.load_question_encoder(folder, fingerprint=manifest["model"])  # the index's own model
     return open_index(index_dir, encoder=CachedEncoder(encoder))

@@ -115,7 +115,10 @@ class IndexHolder:
 
 
 def _encoder_path(manifest: dict[str, Any]) -> object:
-    return (manifest.get("encoder") or {}).get("path")
+    """What identifies the question encoder of an index: the export's path, or (an index encoded with
+    sentence-transformers, which has none) its model."""
+    encoder = manifest.get("encoder") or {}
+    return encoder.get("path") or (encoder.get("kind"), json.dumps(manifest.get("model"), sort_keys=True))
 
 
 def respond(holder: IndexHolder, kind: str, params: dict[str, Any]) -> bytes:

@@ -66,8 +66,18 @@ class BuildReport:
     notes_dir: Path | None = None
 
 
-def settings(chunk_tokens: int) -> dict[str, Any]:
-    """Everything besides the model that decides what the vectors are; recorded in the manifest."""
+def settings(chunk_tokens: int, encoder: str = embed.ONNX) -> dict[str, Any]:
+    """Everything besides the model that decides what the vectors are; recorded in the manifest. ``encoder``:
+    `embed.ONNX`, or `embed.SENTENCE_TRANSFORMERS` for a model with no torch-free export (fp32 documents)."""
+    if encoder != embed.ONNX:
+        return {
+            "chunk_tokens": chunk_tokens,
+            "chunk_text": "title — heading path\\nsegments",
+            "segment_vectors": embed.SEGMENT_VECTORS,
+            "encoder": encoder,
+            "document_precision": "fp32",
+            "word_vectors": f"{words.KEPT} words, int8",
+        }
     return {
         "chunk_tokens": chunk_tokens,
         "chunk_text": "title — heading path\\nsegments",
@@ -94,13 +104,12 @@ def build_index(
     ``notes_dir`` None: the folder the index was built from (the bundled samples for a new index). A folder
     other than the index's own is refused unless ``replace`` (see `choose_notes`). A note that cannot be read is
     skipped and reported; when no note at all can be indexed the build fails with YtnotesError and the existing
-    index is left as it was. ``model``: a sentence-transformers model folder (default: YTNOTES_MODEL, else the
-    bundled model; see `search.model_folder`).
+    index is left as it was. ``model``: a sentence-transformers model folder, or ``bundled`` (default:
+    YTNOTES_MODEL, else the index's own model, else the bundled one; see `choose_model`). Another model than the
+    index's rebuilds everything, and says so.
     """
     started = time.monotonic()
     report_progress = progress or (lambda stage, done, total: None)
-    chosen_model = model_folder.chosen(model)
-    wanted = {"model": chosen_model.fingerprint(), "chunking": settings(chunk_tokens)}
     if notes_dir is not None and not notes_dir.is_dir():
         raise YtnotesError(
             f"the notes folder {notes_dir.absolute()} does not exist; pass a folder of .md notes"
@@ -109,6 +118,16 @@ def build_index(
         notes_dir, chosen = choose_notes(index_dir, notes_dir, replace)
         if not notes_dir.is_dir():
             raise YtnotesError(f"the notes folder {notes_dir} does not exist; pass a folder of .md notes")
+        chosen_model = choose_model(index_dir, model)
+        # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
+        # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
+        encoder_choice = embed.choose_encoder(
+            chosen_model, announce=lambda: report_progress("export", 0, 0), retry=full
+        )
+        wanted = {
+            "model": chosen_model.fingerprint(),
+            "chunking": settings(chunk_tokens, encoder_choice.kind),
+        }
         previous, notice = (None, None) if full else open_previous(index_dir, wanted)
         spill: words.Spill | None = None
         pool: EncodingPool | None = None
@@ -139,7 +158,7 @@ def build_index(
             if spill is not None:
                 spill.close()
     report.seconds = time.monotonic() - started
-    report.notice = "; ".join(n for n in (chosen, notice) if n) or None
+    report.notice = "; ".join(n for n in (chosen, notice, encoder_choice.notice(chosen_model)) if n) or None
     report.notes_dir = notes_dir
     return report
 
@@ -183,6 +202,33 @@ def choose_notes(index_dir: Path, notes_dir: Path | None, replace: bool) -> tupl
     )
 
 
+def choose_model(index_dir: Path, model: Path | None) -> model_folder.Model:
+    """The model a build uses: ``model`` (the --model flag; ``bundled`` names the bundled one), else YTNOTES_MODEL,
+    else the model the index was built with (a model folder is remembered as the notes folder is), else the bundled
+    one. A remembered folder that is gone is YtnotesError naming it and the way out."""
+    remembered: Path | None = None
+    if model is None and not os.environ.get(model_folder.MODEL_ENV):
+        remembered = _remembered_model(index_dir.absolute())
+        if remembered is not None and not remembered.is_dir():
+            raise YtnotesError(
+                f"the model folder of the index in {index_dir.absolute()}, {remembered}, is gone; if it moved, run "
+                "`ytnotes build --model NEW_FOLDER`, or `ytnotes build --model bundled` to use the bundled model"
+            )
+    return model_folder.chosen(model, remembered)
+
+
+def _remembered_model(index_dir: Path) -> Path | None:
+    """The model folder the live index was built with (None: the bundled model, or no index to say)."""
+    try:
+        manifest = store.read_manifest(store.current_generation(index_dir))
+    except YtnotesError:
+        return None
+    fingerprint, folder = manifest.get("model"), manifest.get("model_path")
+    if not isinstance(fingerprint, dict) or "package" in fingerprint or not isinstance(folder, str):
+        return None  # the bundled model (wherever this install keeps it)
+    return Path(folder) if os.path.isabs(folder) else None
+
+
 def _remembered_notes(index_dir: Path) -> tuple[Path | None, bool]:
     """The notes folder the live index was built from (None when unknown), and whether there is an index."""
     try:
@@ -218,9 +264,6 @@ def _build(
     paths = list(find_notes(notes_dir, skipped))
     if not paths:
         raise YtnotesError(f"no .md notes in {notes_dir}; pass the folder that holds your notes")
-    # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
-    # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
-    embed.ensure_exported(announce=lambda: progress("export", 0, 0), model=model)
     old_notes: dict[str, str] = previous.manifest["notes"] if previous else {}
 
     notes: list[NoteData] = []

@@ -67,8 +67,10 @@ ModelOption = Annotated[
         "--model",
         envvar="YTNOTES_MODEL",
         show_default=False,
-        help="A local sentence-transformers model folder to embed with (default: the bundled all-MiniLM-L6-v2). "
-        "The index remembers it: ask, locate and serve need no flag. Changing it rebuilds everything.",
+        help="A local sentence-transformers model folder to embed with, or 'bundled' for the bundled "
+        "all-MiniLM-L6-v2 (default: the index's own model; the bundled one for a new index). The index remembers "
+        "it: later builds, ask, locate and serve need no flag. Another model rebuilds everything. The flag wins "
+        "over YTNOTES_MODEL.",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (schema in the README).")]
@@ -112,6 +114,7 @@ def _root(
         "ytnotes build                      # update it after editing notes",
         "ytnotes build ~/other --replace    # index another folder instead",
         "ytnotes build --model ~/models/all-mpnet-base-v2   # embed with a model of your own",
+        "ytnotes build --model bundled      # back to the bundled model",
     ),
 )
 def build(

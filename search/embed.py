@@ -154,6 +154,69 @@ TOKENIZER_FILE = "tokenizer.json"
 RECORD_FILE = "encoder.json"
 #: Held by the process that checks, exports or repairs a model in the cache (other builds wait for it).
 CACHE_LOCK = ".lock"
+#: Which encoder made an index's vectors (the manifest's ``encoder`` ``kind``; an index without one is ONNX's):
+#: the torch-free path, or sentence-transformers for a model that path cannot reproduce.
+ONNX = "onnx"
+SENTENCE_TRANSFORMERS = "sentence-transformers"
+#: In a model's folder of the cache instead of an export: why the export was refused (it failed, or disagreed with
+#: sentence-transformers), so that later builds encode with sentence-transformers without exporting again.
+REFUSED_FILE = "refused.json"
+#: What a build says, once, of a model it encodes with sentence-transformers.
+FALLBACK_COST = "encoding with sentence-transformers (slower, needs torch at ask time)"
+
+
+@dataclass(frozen=True)
+class EncoderChoice:
+    """How a model's texts are encoded: ``kind`` ONNX or SENTENCE_TRANSFORMERS, and ``reason`` why not ONNX."""
+
+    kind: str
+    reason: str | None = None
+
+    def notice(self, model: Model) -> str | None:
+        """The one line a build says of a model encoded with sentence-transformers (None for ONNX)."""
+        if self.kind == ONNX:
+            return None
+        return f"model {model.name}: {self.reason}; {FALLBACK_COST}"
+
+
+class ExportRefused(YtnotesError):
+    """The model could not be exported, or its export disagrees with sentence-transformers."""
+
+    def __init__(self, model: Model, reason: str) -> None:
+        super().__init__(f"cannot export the model {model.path} to ONNX: {reason}")
+        self.reason = reason
+
+
+def choose_encoder(
+    model: Model, announce: Callable[[], None] | None = None, retry: bool = False
+) -> EncoderChoice:
+    """How a build encodes ``model``: torch-free (its export in the model cache, made now if needed: see
+    `ensure_exported`), or with sentence-transformers when the model has modules the torch-free path does not
+    reproduce, or its export failed or disagreed with sentence-transformers (recorded in the cache, so the export is
+    tried once; ``retry``, as `build --full` asks, tries it again)."""
+    known = encoder_choice(model)
+    if known.kind != ONNX and (model.no_export is not None or not retry):
+        return known
+    known = EncoderChoice(ONNX)
+    try:
+        ensure_exported(announce, model)
+    except ExportRefused as exc:
+        return EncoderChoice(SENTENCE_TRANSFORMERS, exc.reason)
+    return known
+
+
+def encoder_choice(model: Model) -> EncoderChoice:
+    """How ``model`` is encoded, as far as is known without exporting it (ONNX unless its folder or a refused
+    export says otherwise)."""
+    if model.no_export is not None:
+        return EncoderChoice(SENTENCE_TRANSFORMERS, model.no_export)
+    try:
+        refused = json.loads((export_folder(model) / REFUSED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return EncoderChoice(ONNX)
+    if isinstance(refused, dict) and refused.get("model") == model.fingerprint():
+        return EncoderChoice(SENTENCE_TRANSFORMERS, str(refused.get("reason")))
+    return EncoderChoice(ONNX)
 
 
 def fingerprint_id(model: Model | None = None) -> str:
@@ -230,6 +293,7 @@ def _remove_cache_leftovers(models: Path) -> None:
 def _export(folder: Path, model: Model) -> None:
     """Export the model into ``folder`` (replacing a damaged one). Call with the cache lock held."""
     offline()
+    from search import onnx_export
     from search.onnx_export import export_in_child
     from search.verified import Verified, file_sha256
 
@@ -248,6 +312,7 @@ def _export(folder: Path, model: Model) -> None:
                 check=model.package is None,
                 max_seq_length=model.max_seq_length,
                 prompt=model.query_prompt,
+                min_cosine=onnx_export.MIN_COSINE,
             )
             logging.disable(logging.WARNING)
             try:
@@ -272,8 +337,11 @@ def _export(folder: Path, model: Model) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise_if_disk(exc, f"export the model into {folder.parent} (it needs about 200 MB)")
         if isinstance(exc, RuntimeError) and model.package is None:
-            # Encoding such a model with sentence-transformers instead is not done yet: say so, lose nothing.
-            raise YtnotesError(f"cannot export the model {model.path} to ONNX: {_first_line(exc)}") from None
+            # Such a model is encoded with sentence-transformers instead; the refusal is recorded where the export
+            # would be, so that the next build does not spend the export's time again.
+            reason = _refusal_reason(exc)
+            _record_refusal(folder, model, reason)
+            raise ExportRefused(model, reason) from None
         raise
     # A damaged export is moved aside, not rewritten in place: a process may have its files open or mapped.
     trash = folder.parent / f".tmp-old-{os.getpid()}-{folder.name}"
@@ -286,6 +354,28 @@ def _export(folder: Path, model: Model) -> None:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _refusal_reason(exc: BaseException) -> str:
+    """Why a model has no torch-free export, from the export's error (a failed check, or the exporter's own)."""
+    first = _first_line(exc)
+    if "disagrees with sentence-transformers" in first:
+        return "its ONNX export " + first.split("the exported model ", 1)[-1]
+    return f"its ONNX export failed ({first})"
+
+
+def _record_refusal(folder: Path, model: Model, reason: str) -> None:
+    """Write the refusal in the model's cache folder, replacing it whole (call with the cache lock held)."""
+    tmp = folder.parent / f".tmp-{os.getpid()}-{folder.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    record = {"model": model.fingerprint(), "reason": reason}
+    (tmp / REFUSED_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    trash = folder.parent / f".tmp-old-{os.getpid()}-{folder.name}"
+    if folder.exists():
+        os.rename(folder, trash)
+    os.rename(tmp, folder)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 #: Export folders checked in this process (hashing the two models takes about 0.1 s).
@@ -326,11 +416,16 @@ def quantize(source: Path, target: Path) -> None:
 
 
 def encoder_record(model: Model | None = None) -> dict[str, Any]:
-    """What the manifest says of the exported model (its folder in the model cache, its hashes)."""
+    """What the manifest says of the encoder: its kind, and for ONNX the exported model (its folder in the model
+    cache, its hashes); for sentence-transformers why (the model folder is the manifest's ``model_path``)."""
+    model = model or model_folder.bundled()
+    choice = encoder_choice(model)
+    if choice.kind != ONNX:
+        return {"kind": choice.kind, "reason": choice.reason, "model": model.fingerprint()}
     folder = ensure_exported(model=model)
     record: dict[str, Any] = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
     record["path"] = str(folder)  # where it is now (the cache may have been moved since the export)
-    return record
+    return {"kind": ONNX, **record}
 
 
 def load_question_encoder(
@@ -371,8 +466,13 @@ def load_onnx_encoder(
 
 def load_document_encoder(threads: int | None = None, model: Model | None = None) -> Encoder:
     """The encoder a build uses: the export in the model cache, in DOCUMENT_PRECISION (``threads``: onnxruntime
-    threads, default one per core), with the model's document prompt."""
+    threads, default one per core), with the model's document prompt; sentence-transformers for a model with no
+    torch-free export (see `choose_encoder`)."""
     model = model or model_folder.bundled()
+    if encoder_choice(model).kind == SENTENCE_TRANSFORMERS:
+        from search import torch_encoder
+
+        return torch_encoder.load(model, model.document_prompt)
     folder = ensure_exported(model=model)
     model_file = INT8_FILE if DOCUMENT_PRECISION == "int8" else ONNX_FILE
     return load_onnx_encoder(
@@ -404,6 +504,9 @@ def encode_chunks(encoder: Encoder, texts: list[str], spans: list[list[tuple[int
     from search import words
 
     dim = int(getattr(encoder, "dim", DIMENSION))
+    # An encoder may batch documents its own way (sentence-transformers' fp32 vectors do not move with their
+    # neighbours the way dynamically quantised int8 ones do).
+    batch = int(getattr(encoder, "document_batch", DOCUMENT_BATCH))
     kept = [words.passage_words(t, sp) for t, sp in zip(texts, spans, strict=True)]
     owners = [np.asarray(own, dtype=np.int16) for _, own in kept]
     pooled = getattr(encoder, "encode_spans", None)
@@ -411,7 +514,7 @@ def encode_chunks(encoder: Encoder, texts: list[str], spans: list[list[tuple[int
         both = [sp + w for sp, (w, _) in zip(spans, kept, strict=True)]
         cut = [len(sp) for sp in spans]
         # Words past the model's window are not read in context: they get no vector (a segment does, alone).
-        chunk_vecs, span_vecs = pooled(texts, both, batch_size=DOCUMENT_BATCH, keep=cut)
+        chunk_vecs, span_vecs = pooled(texts, both, batch_size=batch, keep=cut)
         seen = [np.any(v[n:] != 0, axis=1) for v, n in zip(span_vecs, cut, strict=True)]
         word_vecs = [words.to_int8(v[n:][m]) for v, n, m in zip(span_vecs, cut, seen, strict=True)]
         owners = [own[m] for own, m in zip(owners, seen, strict=True)]

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from search import embed, words
+from search import embed, model_folder, words
 from search.model_folder import Model
 from search.previous import NoteData
 
@@ -39,7 +39,9 @@ class EncodingPool:
         self.spill = spill
         self.model = model
         self.given = encoder
-        self.workers = 1 if encoder is not None else max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+        # One thread for a given encoder, and for sentence-transformers (torch spreads one batch over the cores).
+        one = encoder is not None or embed.encoder_choice(model or model_folder.bundled()).kind != embed.ONNX
+        self.workers = 1 if one else max(1, min(os.cpu_count() or 1, MAX_WORKERS))
         self.total = 0
         self.done = 0
         self._queue: queue.SimpleQueue[tuple[NoteData, list[int]] | None] = queue.SimpleQueue()

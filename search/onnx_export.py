@@ -98,9 +98,11 @@ def export_onnx(model_dir: Path, out_dir: Path) -> Path:
     return target
 
 
-def check_export(model_dir: Path, onnx_path: Path, max_seq_length: int, prompt: str) -> None:
+def check_export(
+    model_dir: Path, onnx_path: Path, max_seq_length: int, prompt: str, min_cosine: float = MIN_COSINE
+) -> None:
     """Raise RuntimeError unless the exported model, run torch-free as questions are, gives the vectors
-    sentence-transformers gives (cosine >= MIN_COSINE on each of CHECK_TEXTS, with the query prompt)."""
+    sentence-transformers gives (cosine >= ``min_cosine`` on each of CHECK_TEXTS, with the query prompt)."""
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
@@ -121,22 +123,27 @@ def check_export(model_dir: Path, onnx_path: Path, max_seq_length: int, prompt: 
             f"the exported model gives vectors of shape {got.shape}, sentence-transformers {expected.shape}"
         )
     worst = float(np.min(np.sum(got * expected, axis=1)))
-    if worst < MIN_COSINE:
+    if worst < min_cosine:
         raise RuntimeError(
-            f"the exported model disagrees with sentence-transformers (cosine {worst:.4f} < {MIN_COSINE}); "
-            "this model cannot be used torch-free yet"
+            f"the exported model disagrees with sentence-transformers (cosine {worst:.4f} < {min_cosine})"
         )
 
 
 def export_in_child(
-    model_dir: Path, out_dir: Path, check: bool = False, max_seq_length: int = 0, prompt: str = ""
+    model_dir: Path,
+    out_dir: Path,
+    check: bool = False,
+    max_seq_length: int = 0,
+    prompt: str = "",
+    min_cosine: float = MIN_COSINE,
 ) -> Path:
     """`export_onnx` in a child process, which ignores Ctrl-C; this process, interrupted, kills it.
 
     torch's exporter calls back into Python from C++, where a KeyboardInterrupt can abort the whole process
     ("terminate called after throwing an instance of 'pybind11::error_already_set'"), leaving its files behind.
     The child's memory (torch, the traced model) is also returned when it ends. A failure is a RuntimeError
-    naming the child's error. ``check``: the child then checks the export with `check_export`."""
+    naming the child's error. ``check``: the child then checks the export with `check_export` (at ``min_cosine``,
+    passed from this process: the child imports this module afresh)."""
     import multiprocessing
     import signal
 
@@ -148,7 +155,7 @@ def export_in_child(
     try:
         child = context.Process(
             target=_export_main,
-            args=(str(model_dir), str(out_dir), send, os.getpid(), check, max_seq_length, prompt),
+            args=(str(model_dir), str(out_dir), send, os.getpid(), check, max_seq_length, prompt, min_cosine),
             name="ytnotes-export",
         )
         child.start()
@@ -172,7 +179,14 @@ def export_in_child(
 
 
 def _export_main(
-    model_dir: str, out_dir: str, report: Any, parent: int, check: bool, max_seq_length: int, prompt: str
+    model_dir: str,
+    out_dir: str,
+    report: Any,
+    parent: int,
+    check: bool,
+    max_seq_length: int,
+    prompt: str,
+    min_cosine: float,
 ) -> None:
     """The child process of `export_in_child`."""
     import signal
@@ -187,7 +201,7 @@ def _export_main(
     try:
         onnx_path = export_onnx(Path(model_dir), Path(out_dir))
         if check:
-            check_export(Path(model_dir), onnx_path, max_seq_length, prompt)
+            check_export(Path(model_dir), onnx_path, max_seq_length, prompt, min_cosine)
     except BaseException as exc:
         report.send(f"{type(exc).__name__}: {exc}")
         raise SystemExit(1) from None

@@ -216,7 +216,8 @@ def info_text(info: dict[str, Any]) -> str:
             f"index      {info['index']} ({info['generation']})",
             f"notes      {info['notes']} from {info['notes_dir']}",
             f"chunks     {info['chunks']} ({info['segments']} timestamp segments)",
-            f"model      {info['model']} ({info['dimension']} dimensions, chunks of {info['chunk_tokens']} tokens)",
+            f"model      {info['model']} ({info['dimension']} dimensions, chunks of {info['chunk_tokens']} tokens)"
+            + ("" if info.get("encoder", "onnx") == "onnx" else f", encoded with {info['encoder']}"),
             f"built      {info['built_at']}",
             f"size       {size:.1f} MB on disk",
         ]

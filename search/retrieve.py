@@ -268,6 +268,8 @@ class Index:
         return self._encoder
 
     def _load_encoder(self) -> embed.Encoder:
+        if (self.manifest.get("encoder") or {}).get("kind") == embed.SENTENCE_TRANSFORMERS:
+            return self._load_torch_encoder()
         # The model exported in the user's cache (the manifest has checked that it is the index's model); an index
         # built before the cache was shared has its own copy, used until its next build. The export's path as the
         # build recorded it is used too when this process's cache is another (an MCP server started by a client
@@ -291,6 +293,26 @@ class Index:
                 f"the exported model in {folder} is damaged ({first}); {store.REBUILD_HINT}"
             ) from None
 
+    def _load_torch_encoder(self) -> embed.Encoder:
+        """sentence-transformers over the model folder the index was built with (it has no torch-free export),
+        checked to be the same model still."""
+        from search import model_folder, torch_encoder
+
+        path = Path(str(self.manifest.get("model_path")))
+        again = f"`ytnotes build --model {path}`"
+        try:
+            model = model_folder.read(path)
+        except YtnotesError as exc:
+            raise IndexUnusableError(
+                f"the index in {self.dir} is encoded with sentence-transformers from {path}, which is no longer "
+                f"a usable model ({exc}); put the model back, or rebuild with another: `ytnotes build --model DIR`"
+            ) from None
+        if model.fingerprint() != self.model:
+            raise IndexUnusableError(
+                f"the model folder {path} has changed since the index was built; run {again} to rebuild with it"
+            )
+        return torch_encoder.load(model, model.query_prompt)
+
     def info(self) -> dict[str, Any]:
         """What is indexed."""
         m = self.manifest
@@ -303,6 +325,7 @@ class Index:
             "segments": m["counts"]["segments"],
             "model": m["model"]["name"],
             "dimension": m["model"]["dimension"],
+            "encoder": (m.get("encoder") or {}).get("kind", embed.ONNX),
             "chunk_tokens": m["chunking"]["chunk_tokens"],
             "built_at": m["built_at"],
             "size_bytes": self.size_bytes,

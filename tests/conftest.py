@@ -65,7 +65,7 @@ def user_folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, sub in (("HOME", "home"), ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache")):
         (root / sub).mkdir()
         os.environ[name] = str(root / sub)
-    for name in ("YTNOTES_INDEX", "YTNOTES_NOTES", "YTNOTES_CACHE"):
+    for name in ("YTNOTES_INDEX", "YTNOTES_NOTES", "YTNOTES_CACHE", "YTNOTES_MODEL"):
         os.environ.pop(name, None)
     return root
 

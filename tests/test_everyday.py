@@ -212,10 +212,10 @@ def test_a_deleted_model_cache_is_said_and_a_plain_build_exports_it_again(tmp_pa
 class Watch:
     """`ytnotes watch NOTES --index INDEX` as a real process; its stderr lines are read as they come."""
 
-    def __init__(self, notes: Path, index: Path) -> None:
+    def __init__(self, notes: Path, index: Path, *options: str) -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "search", "watch", str(notes), "--index", str(index)],
+            [sys.executable, "-m", "search", "watch", str(notes), "--index", str(index), *options],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -97,7 +97,7 @@ class _Postings:
 
 
 class Lexicon:
-    """The postings of an index's generation, memory-mapped when first searched."""
+    """The postings of an index's generation, memory-mapped when it is opened."""
 
     def __init__(self, gen: Path, db: sqlite3.Connection, record: dict[str, Any]) -> None:
         self.gen = gen
@@ -114,7 +114,12 @@ class Lexicon:
             (gen / f"{t}.{p}.npy").is_file() for t in TABLES for p in PARTS
         ):
             return None
-        return cls(gen, db, record)
+        found = cls(gen, db, record)
+        for table in TABLES:
+            # Mapped now, with the index's other files: a build may delete this generation once it has swapped in
+            # the next, and a file mapped before that stays readable.
+            found._postings(table)
+        return found
 
     def _postings(self, table: str) -> _Postings:
         found = self._tables.get(table)

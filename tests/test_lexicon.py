@@ -80,3 +80,14 @@ def test_an_index_without_postings_is_searched_by_fts5(sample_index: Path, tmp_p
     index = retrieve.open_index(copy)
     assert index.lexicon is None
     assert index.answer("How many parameters does the network have?", k=3)
+
+
+def test_an_open_index_answers_after_its_generation_is_deleted(sample_index: Path, tmp_path: Path) -> None:
+    # A build deletes the previous generation once it has swapped in the next; a reader that opened it before
+    # keeps answering from the files it mapped.
+    copy = tmp_path / "index"
+    shutil.copytree(sample_index, copy)
+    index = retrieve.open_index(copy)
+    assert index.lexicon is not None
+    shutil.rmtree(store.current_generation(copy))
+    assert index.answer("How many parameters does the network have?", k=3)

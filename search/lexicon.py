@@ -38,6 +38,8 @@ TOKENIZE = "porter unicode61 remove_diacritics 2"
 PARTS = ("starts", "rows", "counts", "lengths")
 #: A term's count in one row is stored in 16 bits (rows are passages of a few hundred tokens).
 MAX_COUNT = 65535
+#: Postings read from SQLite at a time by a build.
+BATCH = 65536
 
 
 def write(db: sqlite3.Connection, folder: Path) -> dict[str, Any]:
@@ -52,27 +54,33 @@ def write(db: sqlite3.Connection, folder: Path) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for table in TABLES:
         vocab = f"temp.vocab_{table}"
-        db.execute(f"CREATE VIRTUAL TABLE {vocab} USING fts5vocab(main, '{table}', 'instance')")
-        found = db.execute(f"SELECT term, doc, COUNT(*) FROM {vocab} GROUP BY term, doc ORDER BY term, doc")
-        terms: list[str] = []
-        rows: list[int] = []
-        counts: list[int] = []
-        starts: list[int] = []
-        for term, row, count in found:
-            if not terms or terms[-1] != term:
-                terms.append(term)
-                starts.append(len(rows))
-            rows.append(row)
-            counts.append(count)
-        starts.append(len(rows))
+        db.execute(f"CREATE VIRTUAL TABLE {vocab} USING fts5vocab(main, '{table}', 'row')")
+        db.execute(f"CREATE VIRTUAL TABLE {vocab}_at USING fts5vocab(main, '{table}', 'instance')")
+        # The terms and how many rows hold each (both lists in term order), then each (term, row)'s count read a
+        # batch at a time into arrays: a large index has tens of millions of postings, too many for Python lists.
+        terms, holding = [], []
+        for term, n in db.execute(f"SELECT term, doc FROM {vocab} ORDER BY term"):
+            terms.append(term)
+            holding.append(n)
+        starts = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum(holding, out=starts[1:])
+        found = db.execute(f"SELECT doc, COUNT(*) FROM {vocab}_at GROUP BY term, doc ORDER BY term, doc")
+        pairs = np.zeros((int(starts[-1]), 2), dtype=np.int32)
+        filled = 0
+        while batch := found.fetchmany(BATCH):
+            pairs[filled : filled + len(batch)] = batch
+            filled += len(batch)
+        if filled != len(pairs):
+            raise RuntimeError(f"{table}: {filled} postings read, {len(pairs)} counted")
+        row_ids, counts = pairs[:, 0], pairs[:, 1]
+        db.execute(f"DROP TABLE {vocab}_at")
         db.execute(f"DROP TABLE {vocab}")
         n_rows = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
         top = int(db.execute(f"SELECT COALESCE(MAX(rowid), -1) FROM {table}").fetchone()[0])
-        row_ids = np.asarray(rows, dtype=np.int64)
-        tf = np.minimum(np.asarray(counts, dtype=np.int64), MAX_COUNT)
-        lengths = np.bincount(row_ids, weights=np.asarray(counts, dtype=np.float64), minlength=top + 1)
+        tf = np.minimum(counts, MAX_COUNT)
+        lengths = np.bincount(row_ids, weights=counts.astype(np.float64), minlength=top + 1)
         parts: dict[str, np.ndarray] = {
-            "starts": np.asarray(starts, dtype=np.int64),
+            "starts": starts,
             "rows": row_ids.astype(np.int32),
             "counts": tf.astype(np.uint16),
             "lengths": lengths.astype(np.int32),
@@ -82,7 +90,7 @@ def write(db: sqlite3.Connection, folder: Path) -> dict[str, Any]:
         db.executemany(
             "INSERT INTO lexicon VALUES (?,?,?)", ((table, term, i) for i, term in enumerate(terms))
         )
-        record[table] = {"rows": n_rows, "tokens": int(sum(counts)), "terms": len(terms)}
+        record[table] = {"rows": n_rows, "tokens": int(counts.sum()), "terms": len(terms)}
     return record
 
 

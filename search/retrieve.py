@@ -279,21 +279,9 @@ class Index:
 
     def info(self) -> dict[str, Any]:
         """What is indexed."""
-        m = self.manifest
-        return {
-            "index": str(self.dir),
-            "generation": self.generation.name,
-            "notes_dir": m["notes_dir"],
-            "notes": m["counts"]["notes"],
-            "chunks": m["counts"]["chunks"],
-            "segments": m["counts"]["segments"],
-            "model": m["model"]["name"],
-            "dimension": m["model"]["dimension"],
-            "chunk_tokens": m["chunking"]["chunk_tokens"],
-            "built_at": m["built_at"],
-            "size_bytes": self.size_bytes,
-            "format_version": m["format_version"],
-        }
+        from search.describe import summary
+
+        return summary(self.dir, self.generation, self.manifest, self.size_bytes)
 
     def answer(
         self,

@@ -8,11 +8,12 @@ Layout of an index folder (default ``~/.local/share/ytnotes/index``, see `search
         meta.sqlite      notes, chunks and segments (row id = vector row)
         chunks.faiss     inner-product index of chunk vectors (unit length, so scores are cosines)
         segments.faiss   the same for segment vectors
-        words.npy        int8 word vectors of every passage, for the second pass (rows chunks.word_start..end)
+        words.npy        int8 word vectors of every passage, for the second pass (rows chunks.word_start..end, in
+                         the order they were encoded)
         word_owners.npy  int16: for each word row, its segment's place in the passage (-1: title and heading)
     .lock                held by the build writing this folder
 
-A build writes a new generation in a ``.tmp-*`` folder, renames it, then points CURRENT at it: a reader sees the
+A build writes a new generation in a ``.tmp-*`` folder while it reads the notes (`search.writer`), renames it, then points CURRENT at it: a reader sees the
 old index or the new one, never a mixture. Then it removes every other generation. A reader that has its files
 open keeps them (an unlinked file lives on while open or mapped); one that read CURRENT just before the swap and
 finds its generation gone reads CURRENT again (`search.retrieve.open_index`). The exported model is not here but
@@ -29,7 +30,7 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 3
 CURRENT = "CURRENT"
-#: Where a build keeps the word vectors it makes until it writes the index (see `search.words.Spill`).
-SPILL_PREFIX = ".tmp-spill-words-"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
 META = "meta.sqlite"
@@ -108,43 +107,10 @@ def build_lock(index_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def write_generation(
-    index_dir: Path,
-    manifest: dict[str, Any],
-    rows: Rows,
-    chunk_vectors: np.ndarray,
-    segment_vectors: np.ndarray,
-    word_vectors: Sequence[np.ndarray],
-    word_owners: np.ndarray,
-) -> Path:
-    """Write a complete index beside the live one and make it live atomically. Call with the build lock held."""
-    import faiss
-
-    _remove_leftovers(index_dir, own_spill=True)
-    tmp = index_dir / f".tmp-{secrets.token_hex(6)}"
-    tmp.mkdir(parents=True)
+def publish(index_dir: Path, tmp: Path, manifest: dict[str, Any]) -> Path:
+    """Complete a generation written in ``tmp`` (a ``.tmp-*`` folder of ``index_dir``, see `search.writer`) with its
+    manifest and make it live atomically. Call with the build lock held."""
     try:
-        db = sqlite3.connect(tmp / META)
-        try:
-            db.executescript(SCHEMA)
-            db.executemany("INSERT INTO notes VALUES (?,?,?,?,?,?,?,?)", rows.notes)
-            db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)", rows.chunks)
-            db.executemany("INSERT INTO segments VALUES (?,?,?,?,?,?,?)", rows.segments)
-            db.executemany("INSERT INTO chunks_fts(rowid, body) VALUES (?,?)", enumerate(rows.chunk_texts))
-            db.executemany(
-                "INSERT INTO segments_fts(rowid, body) SELECT id, text FROM segments WHERE id = ?",
-                ((r[0],) for r in rows.segments),
-            )
-            db.commit()
-        finally:
-            db.close()
-        manifest = {**manifest, "vectors": {}}
-        for name, vectors in ((CHUNKS, chunk_vectors), (SEGMENTS, segment_vectors)):
-            index, record = vector_index(vectors, manifest["model"]["dimension"])
-            faiss.write_index(index, str(tmp / name))
-            manifest["vectors"][name] = record
-        _save_npy(tmp / WORDS, word_vectors, manifest["model"]["dimension"])
-        _save_npy(tmp / WORD_OWNERS, [word_owners])
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
         for path in tmp.iterdir():
             _fsync(path)
@@ -184,45 +150,31 @@ IVF_PROBE = 64
 IVF_TRAIN_PER_LIST = 50
 
 
-def vector_index(vectors: np.ndarray, dimension: int) -> tuple[Any, dict[str, Any]]:
+def vector_index(vectors: Any, dimension: int) -> tuple[Any, dict[str, Any]]:
     """The FAISS index of some unit vectors (inner product = cosine), and its record for the manifest: exact up to
-    ANN_MIN vectors, an IVF past it (with a direct map, so vectors can be read back by id)."""
+    ANN_MIN vectors, an IVF past it (with a direct map, so vectors can be read back by id). ``vectors``: an array,
+    or a `search.writer.RowFile`; either is read a batch at a time (only the index holds them all)."""
     import faiss
     import numpy as np
+
+    from search.writer import batches
 
     n = len(vectors)
     if n <= ANN_MIN:
         flat = faiss.IndexFlatIP(dimension)
-        flat.add(vectors)
+        for batch in batches(vectors, n):
+            flat.add(batch)
         return flat, {"type": "flat"}
     lists = int(IVF_LISTS_PER_ROOT * np.sqrt(n))
     sample = np.random.default_rng(0).choice(n, min(n, IVF_TRAIN_PER_LIST * lists), replace=False)
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, lists, faiss.METRIC_INNER_PRODUCT)
     ivf.cp.min_points_per_centroid = 1  # no warning; the sample is large enough
-    ivf.train(np.ascontiguousarray(vectors[np.sort(sample)]))
-    ivf.add(vectors)
+    ivf.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
+    for batch in batches(vectors, n):
+        ivf.add(batch)
     ivf.make_direct_map()
     ivf.nprobe = IVF_PROBE
     return ivf, {"type": "ivf", "lists": lists, "probe": IVF_PROBE}
-
-
-def _save_npy(path: Path, parts: Sequence[np.ndarray], width: int | None = None) -> None:
-    """Arrays of one dtype stacked (rows of ``width`` columns, or one dimension) as a .npy file, written part by
-    part by Python's own file object: memory stays bounded, and a full disk raises OSError(ENOSPC) (np.save
-    reports a short write with no error number)."""
-    import numpy as np
-
-    dtype = parts[0].dtype if parts else np.dtype(np.int8)
-    rows = sum(len(p) for p in parts)
-    header = {
-        "descr": np.lib.format.dtype_to_descr(dtype),
-        "fortran_order": False,
-        "shape": (rows,) if width is None else (rows, width),
-    }
-    with path.open("wb") as f:
-        np.lib.format.write_array_header_1_0(f, header)
-        for part in parts:
-            f.write(np.ascontiguousarray(part, dtype=dtype).data)
 
 
 def raise_if_disk(exc: BaseException, index_dir: Path) -> None:
@@ -280,14 +232,17 @@ def open_meta(gen: Path) -> sqlite3.Connection:
 
 
 def read_vectors(gen: Path, name: str) -> Any:
-    """A generation's FAISS index."""
+    """A generation's FAISS index, memory-mapped: opening it reads nothing but its header, and a question reads
+    only the pages it scans (a flat index's or an IVF's vectors alike, with IO_FLAG_MMAP_IFC: measured on 200k
+    vectors, 0.2 ms and 7 ms to open instead of 132 and 155 ms, the same results and search times). A generation's
+    files never change once written, and a later build's deleting them leaves an open mapping intact."""
     import faiss
 
     path = gen / name
     if not path.is_file():
         raise IndexUnusableError(f"{path} is missing; {REBUILD_HINT}")
     try:
-        return faiss.read_index(str(path))
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise IndexUnusableError(f"{path} is damaged ({first[:120]}); {REBUILD_HINT}") from None
@@ -330,13 +285,10 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _remove_leftovers(index_dir: Path, own_spill: bool = False) -> None:
-    """Remove what an interrupted build left behind (only the lock holder writes ``.tmp-*``). ``own_spill``: keep
-    the word vectors of the build that is writing. (A model export it was writing is in the model cache, whose
-    next export removes it: see `search.embed.ensure_exported`.)"""
+def _remove_leftovers(index_dir: Path) -> None:
+    """Remove what an interrupted build left behind (only the lock holder writes ``.tmp-*``). (A model export it
+    was writing is in the model cache, whose next export removes it: see `search.embed.ensure_exported`.)"""
     for path in index_dir.glob(".tmp-*"):
-        if own_spill and path.name == f"{SPILL_PREFIX}{os.getpid()}":
-            continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:

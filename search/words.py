@@ -8,8 +8,6 @@ question reads the rows of the ten passages it re-reads and nothing else.
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search import rank
@@ -65,45 +63,3 @@ def from_int8(rows: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     out: np.ndarray = vectors / np.clip(norms, 1e-12, None)
     return out
-
-
-class Spill:
-    """The word vectors a build makes or reuses, kept in a file until the index is written rather than in memory:
-    they are about 50 times the size of the passage vectors (40 MB for 200 notes, gigabytes for tens of
-    thousands), so a build's memory stays bounded however many notes it reads."""
-
-    def __init__(self, path: Path, dimension: int) -> None:
-        self.path = path
-        self.dimension = dimension
-        self.rows = 0
-        self._file = path.open("wb")
-        self._lock = threading.Lock()  # the build's encoding threads add rows
-
-    def add(self, vectors: np.ndarray) -> tuple[int, int]:
-        """Append int8 rows; gives where they are: (first row, count)."""
-        import numpy as np
-
-        data = np.ascontiguousarray(vectors, dtype=np.int8)
-        with self._lock:
-            start = self.rows
-            self._file.write(data.data)
-            self.rows += len(data)
-        return start, len(data)
-
-    def view(self) -> np.ndarray:
-        """Every row written so far, memory-mapped (read-only)."""
-        import numpy as np
-
-        self._file.flush()
-        if self.rows == 0:
-            return np.zeros((0, self.dimension), dtype=np.int8)
-        return np.memmap(self.path, dtype=np.int8, mode="r", shape=(self.rows, self.dimension))
-
-    def close(self) -> None:
-        """Close and delete the file."""
-        try:
-            self._file.close()
-        except OSError:
-            pass  # flushing the last rows failed (a full disk): they are not needed, and the build's error says it
-        finally:
-            self.path.unlink(missing_ok=True)

@@ -188,8 +188,12 @@ def open_vectors(index: Path) -> dict[str, np.ndarray]:
         out[name] = np.asarray(flat.reconstruct_n(0, flat.ntotal))
     words = json.loads((gen / store.MANIFEST).read_text())["counts"]["words"]
     vectors, owners = store.read_words(gen, words)
-    out[store.WORDS] = np.asarray(vectors, dtype=np.int32)
-    out[store.WORD_OWNERS] = np.asarray(owners, dtype=np.int32)
+    # A build appends word vectors as its threads encode them: gathered in chunk order to be compared.
+    db = store.open_meta(gen)
+    ranges = [(r["word_start"], r["word_end"]) for r in db.execute("SELECT * FROM chunks ORDER BY id")]
+    db.close()
+    out[store.WORDS] = np.concatenate([np.asarray(vectors[a:b], dtype=np.int32) for a, b in ranges])
+    out[store.WORD_OWNERS] = np.concatenate([np.asarray(owners[a:b], dtype=np.int32) for a, b in ranges])
     return out
 
 

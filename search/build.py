@@ -249,7 +249,9 @@ def _build(
                 )
             skipped = [e for e in skipped if e.path not in read_first]  # reported again when read below
 
-    writer = writer_module.Writer(index_dir, model.dimension)
+    writer = writer_module.Writer(
+        index_dir, model.dimension, (previous.chunks, previous.segments) if previous is not None else None
+    )
     pool: EncodingPool | None = None
     try:
         pool = EncodingPool(writer, encoder, model)

@@ -127,6 +127,7 @@ class Previous:
                 data,
                 self.chunks.reconstruct_n(first, len(chunks)),
                 self.segments.reconstruct_n(first_seg, len(segs)),
+                (first, first_seg),
             )
             for c, row in enumerate(chunks):
                 a, b = row["word_start"], row["word_end"]
@@ -160,6 +161,7 @@ class Previous:
             self.segments.reconstruct_n(chunk["seg_start"], chunk["seg_end"] - chunk["seg_start"]),
             self.words[a:b],
             self.owners[a:b],
+            (chunk["id"], chunk["seg_start"]),
         )
 
 

@@ -88,6 +88,13 @@ class RowFile:
         self.put(start, values)
         return start
 
+    def grow(self, rows: int) -> None:
+        """Make the file ``rows`` rows long at least (the new rows read as zeros)."""
+        with self._lock:
+            if rows > self.rows:
+                os.ftruncate(self._fd, self.header + rows * self.row_bytes)
+                self.rows = rows
+
     def __getitem__(self, rows: Any) -> np.ndarray:
         """Rows ``a:b`` (a slice) or the rows of an ascending array of row numbers, as a new array."""
         import numpy as np
@@ -148,7 +155,9 @@ class Writer:
     (`put`, from any thread), write a note's rows once its chunks all have vectors (`add_rows`, in the build's
     thread), then `publish`. `discard` removes everything after an error."""
 
-    def __init__(self, index_dir: Path, dimension: int) -> None:
+    def __init__(self, index_dir: Path, dimension: int, previous: tuple[Any, Any] | None = None) -> None:
+        """``previous``: the live generation's chunk and segment FAISS indexes, when vectors are copied from it
+        (an IVF's lists are then kept, see `search.store.vector_index`)."""
         import numpy as np
 
         self.index_dir = index_dir
@@ -164,6 +173,11 @@ class Writer:
         self.segment_vectors = RowFile(self.dir / ".segments.f32", np.float32, dimension)
         self.words = RowFile(self.dir / store.WORDS, np.int8, dimension, header=NPY_HEADER)
         self.owners = RowFile(self.dir / store.WORD_OWNERS, np.int16, None, header=NPY_HEADER)
+        self.previous = previous
+        # For each chunk and segment row, 1 + its row in the live generation when its vector was copied from there
+        # (0, as a file's unwritten bytes read: encoded anew).
+        self.chunk_origins = RowFile(self.dir / ".chunks.origin", np.int64, None)
+        self.segment_origins = RowFile(self.dir / ".segments.origin", np.int64, None)
 
     def number(self, data: NoteData) -> None:
         """Give a note, and its chunks and segments, the next ids (the rows of their vectors)."""
@@ -187,21 +201,35 @@ class Writer:
         segments: np.ndarray,
         word_vectors: np.ndarray,
         owners: np.ndarray,
+        origin: tuple[int, int] | None = None,
     ) -> None:
         """Chunk c of a numbered note gets its vectors: its own, its segments' and its words' (with whose each word
-        is, see `search.words`). Safe from any thread."""
+        is, see `search.words`). ``origin``: the rows of the chunk and of its first segment in the live generation,
+        when the vectors are copied from there. Safe from any thread."""
+        import numpy as np
+
         if len(segments) != data.chunks[c][3] or len(word_vectors) != len(owners):
             raise ValueError(f"vectors of chunk {c} of {data.rel} do not match its rows")
         self.chunk_vectors.put(data.chunk_start + c, chunk.reshape(1, -1))
         self.segment_vectors.put(data.chunk_segments[c], segments)
+        if origin is not None:
+            self.chunk_origins.put(data.chunk_start + c, np.array([origin[0] + 1]))
+            self.segment_origins.put(data.chunk_segments[c], np.arange(len(segments)) + origin[1] + 1)
         start = self.words.append(word_vectors)
         self.owners.put(start, owners)
         data.word_rows[c] = (start, len(word_vectors))
 
-    def put_segments_of_note(self, data: NoteData, chunks: np.ndarray, segments: np.ndarray) -> None:
-        """All the chunk and segment vectors of a numbered note at once (a note reused whole)."""
+    def put_segments_of_note(
+        self, data: NoteData, chunks: np.ndarray, segments: np.ndarray, origin: tuple[int, int]
+    ) -> None:
+        """All the chunk and segment vectors of a numbered note at once (a note reused whole), from the rows
+        ``origin`` on (its first chunk's and segment's) of the live generation."""
+        import numpy as np
+
         self.chunk_vectors.put(data.chunk_start, chunks)
         self.segment_vectors.put(data.segment_start, segments)
+        self.chunk_origins.put(data.chunk_start, np.arange(len(chunks)) + origin[0] + 1)
+        self.segment_origins.put(data.segment_start, np.arange(len(segments)) + origin[1] + 1)
 
     def put_words(self, data: NoteData, c: int, word_vectors: np.ndarray, owners: np.ndarray) -> None:
         """Chunk c's word vectors only (its other vectors given by `put_segments_of_note`)."""
@@ -259,18 +287,21 @@ class Writer:
         self.db.commit()
         self.db.close()
         manifest = {**manifest, "vectors": {}}
-        for name, rows, count in (
-            (store.CHUNKS, self.chunk_vectors, self.chunks),
-            (store.SEGMENTS, self.segment_vectors, self.segments),
+        previous = self.previous or (None, None)
+        for name, rows, count, origins, live in (
+            (store.CHUNKS, self.chunk_vectors, self.chunks, self.chunk_origins, previous[0]),
+            (store.SEGMENTS, self.segment_vectors, self.segments, self.segment_origins, previous[1]),
         ):
             if len(rows) != count:
                 raise RuntimeError(f"{len(rows)} vectors written for {count} rows of {name}")
-            index, record = store.vector_index(rows, self.dimension)
+            origins.grow(count)  # rows encoded anew at the end were never written: they read as 0
+            index, record = store.vector_index(rows, self.dimension, live, origins)
             faiss.write_index(index, str(self.dir / name))
             del index  # before the next one is made: one FAISS index in memory at a time
             manifest["vectors"][name] = record
-            rows.close()
-            rows.path.unlink()
+            for part in (rows, origins):
+                part.close()
+                part.path.unlink()
         for part in (self.words, self.owners):
             part.finish_npy()
             part.close()
@@ -283,7 +314,14 @@ class Writer:
 
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
-        for part in (self.chunk_vectors, self.segment_vectors, self.words, self.owners):
+        for part in (
+            self.chunk_vectors,
+            self.segment_vectors,
+            self.chunk_origins,
+            self.segment_origins,
+            self.words,
+            self.owners,
+        ):
             part.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

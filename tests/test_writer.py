@@ -59,9 +59,9 @@ def test_a_build_holds_notes_in_flight_not_vectors(monkeypatch: pytest.MonkeyPat
     made_from: list[type] = []
     real_index = store.vector_index
 
-    def vector_index(vectors: Any, dimension: int) -> Any:
+    def vector_index(vectors: Any, dimension: int, *previous: Any) -> Any:
         made_from.append(type(vectors))
-        return real_index(vectors, dimension)
+        return real_index(vectors, dimension, *previous)
 
     in_flight: list[int] = []
     held: list[str] = []

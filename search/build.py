@@ -225,9 +225,9 @@ def _build(
         except OSError:
             digest = ""  # read_note reports it
         listed.append((path, rel, previous is not None and old_notes.get(rel) == digest))
-    removed = len(set(old_notes) - {rel for _, rel, _ in listed})
+    gone = len(set(old_notes) - {rel for _, rel, _ in listed})
     read_first: dict[Path, NoteData | None] = {}
-    if previous is not None and removed == 0:
+    if previous is not None and gone == 0:
         was_skipped = set(previous.manifest.get("skipped", []))
         todo = [path for path, _, unchanged in listed if not unchanged]
         if all(str(path) in was_skipped for path in todo):
@@ -297,9 +297,9 @@ def _build(
                 f"warnings above); the existing index is unchanged"
             )
         pool.finish(progress, written)
-        summaries.sort(
-            key=lambda n: n.note_id
-        )  # written as encoded; reported and recorded in the notes' order
+        # Written as they were encoded; reported and recorded in the notes' order.
+        summaries.sort(key=lambda n: n.note_id)
+        removed = len(set(old_notes) - {n.rel for n in summaries})  # deleted, or no longer readable
         generation = writer.publish(_manifest(notes_dir, summaries, wanted, skipped, model))
     except BaseException:
         if pool is not None:

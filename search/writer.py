@@ -59,7 +59,10 @@ class RowFile:
         self.header = header
         self.row_bytes = self.dtype.itemsize * (width or 1)
         self.rows = existing or 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the row count
+        # Writes and close: an encoding thread still writing after the build failed must not write to a file
+        # descriptor closed, and perhaps reused by another file since.
+        self._io = threading.Lock()
         if existing is None:
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         else:
@@ -122,9 +125,12 @@ class RowFile:
 
     def _pwrite(self, data: bytes, offset: int) -> None:
         view = memoryview(data)
-        while view:  # a short write is followed by the error saying why (ENOSPC, EFBIG)
-            done = os.pwrite(self._fd, view, offset)
-            view, offset = view[done:], offset + done
+        with self._io:
+            if self._fd < 0:
+                raise OSError(f"{self.path} is closed")
+            while view:  # a short write is followed by the error saying why (ENOSPC, EFBIG)
+                done = os.pwrite(self._fd, view, offset)
+                view, offset = view[done:], offset + done
 
     def finish_npy(self) -> None:
         """Write the .npy header in the room kept for it: the file is then an .npy of every row."""
@@ -146,8 +152,11 @@ class RowFile:
             os.ftruncate(self._fd, NPY_HEADER)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        with self._io:
+            if self._fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = -1
 
 
 class Writer:
@@ -166,18 +175,27 @@ class Writer:
         self.dir.mkdir(parents=True)
         self.notes = self.chunks = self.segments = 0
         self._written = 0
-        self.db = sqlite3.connect(self.dir / store.META)
-        # A file no reader sees until it is complete, fsynced and renamed: no journal, no syncs while writing.
-        self.db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;\n" + store.SCHEMA)
-        self.chunk_vectors = RowFile(self.dir / ".chunks.f32", np.float32, dimension)
-        self.segment_vectors = RowFile(self.dir / ".segments.f32", np.float32, dimension)
-        self.words = RowFile(self.dir / store.WORDS, np.int8, dimension, header=NPY_HEADER)
-        self.owners = RowFile(self.dir / store.WORD_OWNERS, np.int16, None, header=NPY_HEADER)
         self.previous = previous
-        # For each chunk and segment row, 1 + its row in the live generation when its vector was copied from there
-        # (0, as a file's unwritten bytes read: encoded anew).
-        self.chunk_origins = RowFile(self.dir / ".chunks.origin", np.int64, None)
-        self.segment_origins = RowFile(self.dir / ".segments.origin", np.int64, None)
+        self._files: list[RowFile] = []
+        try:  # a full disk may fail any of these: nothing is left behind
+            self.db = sqlite3.connect(self.dir / store.META)
+            # A file no reader sees until it is complete, fsynced and renamed: no journal, no syncs while writing.
+            self.db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;\n" + store.SCHEMA)
+            self.chunk_vectors = self._file(".chunks.f32", np.float32, dimension)
+            self.segment_vectors = self._file(".segments.f32", np.float32, dimension)
+            self.words = self._file(store.WORDS, np.int8, dimension, NPY_HEADER)
+            self.owners = self._file(store.WORD_OWNERS, np.int16, None, NPY_HEADER)
+            # For each chunk and segment row, 1 + its row in the live generation when its vector was copied from
+            # there (0, as a file's unwritten bytes read: encoded anew).
+            self.chunk_origins = self._file(".chunks.origin", np.int64, None)
+            self.segment_origins = self._file(".segments.origin", np.int64, None)
+        except BaseException:
+            self.discard()
+            raise
+
+    def _file(self, name: str, dtype: Any, width: int | None, header: int = 0) -> RowFile:
+        self._files.append(RowFile(self.dir / name, dtype, width, header))
+        return self._files[-1]
 
     def number(self, data: NoteData) -> None:
         """Give a note, and its chunks and segments, the next ids (the rows of their vectors)."""
@@ -312,16 +330,11 @@ class Writer:
         """Remove the unfinished generation (after an error; the live index is untouched)."""
         import shutil
 
-        with contextlib.suppress(sqlite3.Error):
-            self.db.close()
-        for part in (
-            self.chunk_vectors,
-            self.segment_vectors,
-            self.chunk_origins,
-            self.segment_origins,
-            self.words,
-            self.owners,
-        ):
+        db = getattr(self, "db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+        for part in self._files:
             part.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

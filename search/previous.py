@@ -125,8 +125,8 @@ class Previous:
         if contiguous:  # as every build writes them: a note's vectors in two reads
             writer.put_segments_of_note(
                 data,
-                self.chunks.reconstruct_n(first, len(chunks)),
-                self.segments.reconstruct_n(first_seg, len(segs)),
+                _rows(self.chunks, first, len(chunks)),
+                _rows(self.segments, first_seg, len(segs)),
                 (first, first_seg),
             )
             for c, row in enumerate(chunks):
@@ -157,12 +157,21 @@ class Previous:
         writer.put(
             data,
             c,
-            self.chunks.reconstruct(chunk["id"]),
-            self.segments.reconstruct_n(chunk["seg_start"], chunk["seg_end"] - chunk["seg_start"]),
+            _rows(self.chunks, chunk["id"], 1)[0],
+            _rows(self.segments, chunk["seg_start"], chunk["seg_end"] - chunk["seg_start"]),
             self.words[a:b],
             self.owners[a:b],
             (chunk["id"], chunk["seg_start"]),
         )
+
+
+def _rows(index: Any, first: int, count: int) -> Any:
+    """Vectors ``first`` .. ``first + count`` of a FAISS index, read by id (an IVF's direct map). Not reconstruct_n:
+    on an IVF it scans every list for the ids in range, so a rebuild copying every note took time quadratic in the
+    notes (7.9 of the 27.9 s of a one-note rebuild of 30 times the shared corpus)."""
+    import numpy as np
+
+    return index.reconstruct_batch(np.arange(first, first + count, dtype=np.int64))
 
 
 def _model_name(fingerprint: Any) -> str:

@@ -26,8 +26,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from search import lexicon
+
 if TYPE_CHECKING:
     import numpy as np
+
+    from search.lexicon import Lexicon
 
 #: Words too common to help BM25 find a passage; questions are full of them.
 STOPWORDS = frozenset(
@@ -252,22 +256,41 @@ def informative(word: str) -> bool:
     return word not in STOPWORDS and (len(word) > 1 or word.isdigit())
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 query matching any of the text's informative words (each quoted, so no operator leaks in)."""
+def query_words(text: str) -> list[str]:
+    """The text's informative words, casefolded, each once, in order: what is searched for lexically."""
     words: list[str] = []
     for word in _WORD.findall(text.casefold()):
         if informative(word) and word not in words:
             words.append(word)
+    return words
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 query matching any of the text's informative words (each quoted, so no operator leaks in)."""
+    words = query_words(text)
     if not words:
         return None
     return " OR ".join('"' + w.replace('"', "") + '"' for w in words)
 
 
 def lexical(
-    db: sqlite3.Connection, table: str, text: str, limit: int | None, allowed: Sequence[int] | None = None
+    db: sqlite3.Connection,
+    table: str,
+    text: str,
+    limit: int | None,
+    allowed: Sequence[int] | None = None,
+    postings: Lexicon | None = None,
 ) -> list[tuple[int, float]]:
     """(rowid, bm25 score, higher is better) of the best-matching rows of an FTS5 table, best first; with no
-    ``limit``, every match among ``allowed``, in no order."""
+    ``limit``, every match among ``allowed``, in no order. With the index's ``postings`` (`search.lexicon`), the
+    same scores from them, unless a word is a phrase of several tokens to FTS5."""
+    if postings is not None:
+        words = query_words(text)
+        if not words:
+            return []
+        phrases = lexicon.TOKENIZER.phrases(words)
+        if all(len(p) <= 1 for p in phrases):
+            return postings.search(table, phrases, limit, allowed)
     query = fts_query(text)
     if query is None:
         return []

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from search import embed, rank, store, words
 from search.errors import IndexUnusableError, YtnotesError
+from search.layout import NO_LINK, Layout
+from search.lexicon import Lexicon
 from search.timestamps import format_hms, valid_video_id, video_url
 
 if TYPE_CHECKING:
@@ -221,6 +223,7 @@ class Index:
         self._encoder = encoder
         self._loading: Future[embed.Encoder] | None = None
         self._video_counts: dict[tuple[str | None, str | None], int] = {}
+        self._layout: Layout | None = None
         if encoder is None:
             # numpy first, in this thread: its C extension cannot be imported by two threads at once (the loader
             # needs it for onnxruntime, this thread for faiss; measured: 1 cold `ask` in 8 failed).
@@ -232,6 +235,7 @@ class Index:
         self.db = store.open_meta(self.generation)
         self.chunks = store.read_vectors(self.generation, store.CHUNKS)
         self.segments = store.read_vectors(self.generation, store.SEGMENTS)
+        self.lexicon = Lexicon.of(self.generation, self.db, self.manifest)
         self.words, self.word_owners = store.read_words(self.generation, self.manifest["counts"]["words"])
         if (
             self.chunks.ntotal != self.manifest["counts"]["chunks"]
@@ -245,6 +249,16 @@ class Index:
 
     def close(self) -> None:
         self.db.close()
+
+    @property
+    def layout(self) -> Layout | None:
+        """Where every segment is, read on first use by a process that answers many questions; None for a
+        one-shot process, which asks SQLite for the few rows it needs (see `search.layout`)."""
+        if self.one_shot:
+            return None
+        if self._layout is None:
+            self._layout = Layout.read(self.db)
+        return self._layout
 
     @property
     def encoder(self) -> embed.Encoder:
@@ -387,13 +401,7 @@ class Index:
         chunk_ids = self._candidates(question, query, allowed, weights)
         if not chunk_ids:
             return []
-        rows = self.db.execute(
-            "SELECT s.id, s.chunk_id, s.note_id, s.link_time, n.video_id FROM segments s "
-            "JOIN notes n ON n.id = s.note_id WHERE s.chunk_id IN (SELECT value FROM json_each(?)) ORDER BY s.id",
-            (json.dumps(chunk_ids),),
-        ).fetchall()
-        sids = np.asarray([r[0] for r in rows], dtype=np.int64)
-        owner = [int(r[1]) for r in rows]
+        sids, owner, note, link, video_of = self._segment_rows(chunk_ids)
         q = query[0]
         sims = self.segments.reconstruct_batch(sids) @ q
         score = weights.segment_dense * sims
@@ -404,9 +412,13 @@ class Index:
             score = score + weights.chunk_dense * np.asarray([chunk_sim[c] for c in owner])
         seg_bm25: dict[int, float] = {}
         if weights.lexical or (locate and weights.locate_lexical):
-            seg_bm25 = rank.scaled(rank.lexical(self.db, "segments_fts", question, None, sids.tolist()))
+            seg_bm25 = rank.scaled(
+                rank.lexical(self.db, "segments_fts", question, None, sids.tolist(), self.lexicon)
+            )
         if weights.lexical:
-            chunk_bm25 = rank.scaled(rank.lexical(self.db, "chunks_fts", question, None, chunk_ids))
+            chunk_bm25 = rank.scaled(
+                rank.lexical(self.db, "chunks_fts", question, None, chunk_ids, self.lexicon)
+            )
             score = score + weights.lexical * np.asarray(
                 [seg_bm25.get(int(s), 0.0) + chunk_bm25.get(c, 0.0) for s, c in zip(sids, owner, strict=True)]
             )
@@ -433,13 +445,40 @@ class Index:
         out: list[Moment] = []
         shown: set[tuple[str, int | None]] = set()
         for i in second + rest:
-            video = rows[i][4]
+            video = video_of[i]
             if video is not None:
-                if (video, rows[i][3]) in shown:
+                if (video, link[i]) in shown:
                     continue
-                shown.add((video, rows[i][3]))
-            out.append(Moment(int(sids[i]), owner[i], video, rows[i][3], float(shown_score[i]), rows[i][2]))
+                shown.add((video, link[i]))
+            out.append(Moment(int(sids[i]), owner[i], video, link[i], float(shown_score[i]), note[i]))
         return out
+
+    def _segment_rows(
+        self, chunk_ids: list[int]
+    ) -> tuple[np.ndarray, list[int], list[int], list[int | None], list[str | None]]:
+        """The segments of some passages, by id: their ids (an array), and for each its passage, note, link second
+        and video."""
+        import numpy as np
+
+        layout = self.layout
+        if layout is None:
+            rows = self.db.execute(
+                "SELECT s.id, s.chunk_id, s.note_id, s.link_time, n.video_id FROM segments s JOIN notes n "
+                "ON n.id = s.note_id WHERE s.chunk_id IN (SELECT value FROM json_each(?)) ORDER BY s.id",
+                (json.dumps(chunk_ids),),
+            ).fetchall()
+            sids = np.asarray([r[0] for r in rows], dtype=np.int64)
+            return (
+                sids,
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+                [r[3] for r in rows],
+                [r[4] for r in rows],
+            )
+        sids = layout.segments_of(chunk_ids)
+        notes = layout.note[sids].tolist()
+        links = [None if t == NO_LINK else t for t in layout.link[sids].tolist()]
+        return sids, layout.chunk[sids].tolist(), notes, links, [layout.video[n] for n in notes]
 
     def _close_scores(
         self,
@@ -496,6 +535,8 @@ class Index:
 
     def _passage_starts(self, chunk_ids: list[int]) -> list[int]:
         """The first segment id of each of some passages."""
+        if self.layout is not None:
+            return self.layout.seg_start[chunk_ids].tolist()
         rows = self.db.execute(
             "SELECT seg_start FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps(chunk_ids),),
@@ -505,10 +546,24 @@ class Index:
     def _read_closely(self, asked: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
         """Word-level MaxSim of the segments of some passages with the question's word vectors ``asked``:
         {segment id: score}. The passages' word vectors were made by the build (see `search.words`)."""
-        rows = self.db.execute(
-            "SELECT seg_start, seg_end, word_start, word_end FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps(chunk_ids),),
-        ).fetchall()
+        layout = self.layout
+        if layout is None:
+            rows = self.db.execute(
+                "SELECT seg_start, seg_end, word_start, word_end FROM chunks WHERE id IN "
+                "(SELECT value FROM json_each(?)) ORDER BY id",
+                (json.dumps(chunk_ids),),
+            ).fetchall()
+        else:
+            ids = sorted(chunk_ids)
+            rows = list(
+                zip(
+                    layout.seg_start[ids].tolist(),
+                    layout.seg_end[ids].tolist(),
+                    layout.word_start[ids].tolist(),
+                    layout.word_end[ids].tolist(),
+                    strict=True,
+                )
+            )
         if not rows:
             return {}
         import numpy as np
@@ -541,6 +596,15 @@ class Index:
         import numpy as np
 
         other = segment_ids + step
+        layout = self.layout
+        if layout is not None:
+            inside = (other >= 0) & (other < len(layout.note))
+            same = np.zeros(len(segment_ids), dtype=bool)
+            same[inside] = layout.note[other[inside]] == layout.note[segment_ids[inside]]
+            out = np.zeros(len(segment_ids), dtype=np.float32)
+            if same.any():
+                out[same] = self.segments.reconstruct_batch(other[same]) @ query
+            return out
         notes = dict(
             self.db.execute(
                 "SELECT id, note_id FROM segments WHERE id IN (SELECT value FROM json_each(?))",
@@ -592,7 +656,9 @@ class Index:
             found.update(dict.fromkeys(self._chunks_of([int(i) for i in seg_ids])[:depth]))
         if weights.lexical:
             found.update(
-                dict.fromkeys(i for i, _ in rank.lexical(self.db, "chunks_fts", question, depth, allowed))
+                dict.fromkeys(
+                    i for i, _ in rank.lexical(self.db, "chunks_fts", question, depth, allowed, self.lexicon)
+                )
             )
         return list(found)
 
@@ -600,6 +666,8 @@ class Index:
         """The chunks of ranked segments, in the order of each chunk's best segment."""
         if not segment_ids:
             return []
+        if self.layout is not None:
+            return list(dict.fromkeys(self.layout.chunk[segment_ids].tolist()))
         rows = dict(
             self.db.execute(
                 "SELECT id, chunk_id FROM segments WHERE id IN (SELECT value FROM json_each(?))",

@@ -11,10 +11,11 @@ Layout of an index folder (default ``~/.local/share/ytnotes/index``, see `search
         words.npy        int8 word vectors of every passage, for the second pass (rows chunks.word_start..end, in
                          the order they were encoded)
         word_owners.npy  int16: for each word row, its segment's place in the passage (-1: title and heading)
+        <fts table>.<part>.npy  the BM25 postings of chunks_fts and segments_fts (see `search.lexicon`)
     .lock                held by the build writing this folder
 
-A build writes a new generation in a ``.tmp-*`` folder while it reads the notes (`search.writer`), renames it, then points CURRENT at it: a reader sees the
-old index or the new one, never a mixture. Then it removes every other generation. A reader that has its files
+A build writes a new generation in a ``.tmp-*`` folder while it reads the notes (`search.writer`), renames it,
+then points CURRENT at it: a reader sees the old index or the new one, never a mixture. Then it removes every other generation. A reader that has its files
 open keeps them (an unlinked file lives on while open or mapped); one that read CURRENT just before the swap and
 finds its generation gone reads CURRENT again (`search.retrieve.open_index`). The exported model is not here but
 in the user's model cache (`search.paths`), shared by every index.

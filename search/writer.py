@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search import store
+from search import lexicon, store
 
 if TYPE_CHECKING:
     import numpy as np
@@ -303,8 +303,10 @@ class Writer:
         if self._written != self.notes:
             raise RuntimeError(f"{self.notes - self._written} notes numbered but never written")
         self.db.commit()
+        postings = lexicon.write(self.db, self.dir)
+        self.db.commit()
         self.db.close()
-        manifest = {**manifest, "vectors": {}}
+        manifest = {**manifest, "lexicon": postings, "vectors": {}}
         previous = self.previous or (None, None)
         for name, rows, count, origins, live in (
             (store.CHUNKS, self.chunk_vectors, self.chunks, self.chunk_origins, previous[0]),

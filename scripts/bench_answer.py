@@ -1,0 +1,94 @@
+"""What an answer costs in a process that answers many questions (as `serve` does), and what two of its parts save:
+BM25 from the build's postings against FTS5's own bm25(), and the in-memory layout against SQL queries.
+
+    .venv/bin/python scripts/bench_answer.py --index DIR [--questions 300] [--rounds 2]
+
+One process, one thread (as the server's workers), the index opened as a worker opens it. For each question in
+turn: the question's encoding alone, then a whole answer (`search.answering.respond`, k=10, the JSON included) in
+each of three ways, in an order that alternates between rounds: as shipped; with FTS5's bm25() instead of the
+postings; with SQL queries instead of the layout. Printed: the median time of each, each way's ratio to the
+shipped one, and the shipped answer's ratio to the encoding (issue 15's "whole answer <= 2x the encoding").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SETS = ("questions", "questions-2", "questions-3")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--index", type=Path, required=True, help="a built index (e.g. of ../shared/corpus/notes)"
+    )
+    ap.add_argument("--questions", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    from search import retrieve
+    from search.answering import IndexHolder, one_thread_per_question, respond
+
+    one_thread_per_question()
+    holder = IndexHolder(args.index)
+    index = holder.get()
+    if index.lexicon is None:
+        print(f"{args.index} has no postings (built before them): rebuild it with `ytnotes build --full`")
+        return 1
+    postings, layout = index.lexicon, retrieve.Index.layout
+    questions = [
+        json.loads(line)["q"]
+        for name in SETS
+        for line in (REPO / "scripts" / "eval" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ][: args.questions]
+
+    def answer(q: str) -> None:
+        respond(holder, "ask", {"q": q, "k": 10, "channel": None, "video": None})
+
+    def use(way: str) -> None:
+        index.lexicon = None if way == "FTS5 bm25()" else postings
+        retrieve.Index.layout = property(lambda self: None) if way == "SQL, no layout" else layout  # type: ignore[method-assign,assignment]
+
+    ways = ("shipped", "FTS5 bm25()", "SQL, no layout")
+    for q in questions[:20]:  # warm-up: the layout is read, the pages are mapped
+        for way in ways:
+            use(way)
+            answer(q)
+    times: dict[str, list[float]] = {"encode": [], **{w: [] for w in ways}}
+    for r in range(args.rounds):
+        order = ways if r % 2 == 0 else ways[::-1]
+        for q in questions:
+            began = time.perf_counter()
+            index.encoder.encode([q])
+            times["encode"].append(time.perf_counter() - began)
+            for way in order:
+                use(way)
+                began = time.perf_counter()
+                answer(q)
+                times[way].append(time.perf_counter() - began)
+    use("shipped")
+    median = {k: 1000 * statistics.median(v) for k, v in times.items()}
+    counts = index.manifest["counts"]
+    print(
+        f"{args.index}: {counts['notes']} notes, {counts['chunks']} passages, {counts['segments']} segments; "
+        f"{len(questions)} questions x {args.rounds} rounds, one process, one thread; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print(f"{'work':<34} {'p50, ms':>8} {'vs shipped':>11}")
+    print(f"{'encode the question (fp32)':<34} {median['encode']:>8.2f} {'':>11}")
+    for way in ways:
+        print(f"{'answer, ' + way:<34} {median[way]:>8.2f} {median[way] / median['shipped']:>10.2f}x")
+    print(f"answer / encode (shipped)          {median['shipped'] / median['encode']:.2f}x (issue 15: <= 2x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

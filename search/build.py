@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search import chunks as chunking
-from search import embed, model_folder, paths, store, verified, words
+from search import embed, model_folder, paths, store, verified, word_codebook, words
 from search.encoding import EncodingPool
 from search.errors import IndexMissingError, NoteError, YtnotesError
 from search.notes import find_notes, read_note
@@ -75,7 +75,7 @@ def settings(chunk_tokens: int) -> dict[str, Any]:
         "document_precision": embed.DOCUMENT_PRECISION,
         "int8": embed.INT8_RECIPE,
         "document_graph": "without " + ", ".join(embed.DOCUMENT_DISABLED_FUSIONS),
-        "word_vectors": f"{words.KEPT} words, int8",
+        "word_vectors": f"{words.KEPT} words, {words.RECIPE}",
     }
 
 
@@ -113,7 +113,7 @@ def build_index(
         spill: words.Spill | None = None
         pool: EncodingPool | None = None
         try:
-            spill = words.Spill(index_dir / f"{store.SPILL_PREFIX}{os.getpid()}", chosen_model.dimension)
+            spill = words.Spill(index_dir / f"{store.SPILL_PREFIX}{os.getpid()}")
             if previous is not None:
                 previous.spill = spill
             pool = EncodingPool(spill, encoder, chosen_model)
@@ -221,6 +221,7 @@ def _build(
     # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
     # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
     embed.ensure_exported(announce=lambda: progress("export", 0, 0), model=model)
+    spill.codebook = word_codebook.for_model(model)  # learnt on the model's first build (seconds)
     old_notes: dict[str, str] = previous.manifest["notes"] if previous else {}
 
     notes: list[NoteData] = []
@@ -367,7 +368,7 @@ def _write(
             (note_id, n.rel, n.title, n.channel, n.channel_key, n.video_id, n.sha256, json.dumps(n.dropped))
         )
         seg_iter = iter(n.segments)
-        for c, (heading, text, line, n_segs, key, embed_text) in enumerate(n.chunks):
+        for c, (heading, _, line, n_segs, key, embed_text) in enumerate(n.chunks):
             chunk_id = len(rows.chunks)
             seg_start = len(rows.segments)
             for _ in range(n_segs):
@@ -383,7 +384,6 @@ def _write(
                     chunk_id,
                     note_id,
                     heading,
-                    text,
                     line,
                     seg_start,
                     len(rows.segments),
@@ -424,4 +424,5 @@ def _write(
         np.ascontiguousarray(np.vstack(segment_vectors), dtype=np.float32),
         word_vectors,
         np.ascontiguousarray(np.concatenate(word_owners), dtype=np.int16),
+        spill.codebook,
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search import chunks as chunking
 from search import store, words
 from search.errors import IndexMissingError, IndexUnusableError
 
@@ -34,7 +35,7 @@ class NoteData:
     spans: list[list[tuple[int, int]]] = field(default_factory=list)
     chunk_vectors: list[np.ndarray | None] = field(default_factory=list)
     segment_vectors: list[np.ndarray | None] = field(default_factory=list)
-    #: Where each chunk's kept words' int8 vectors are in the build's `words.Spill` (first row, count), and whose
+    #: Where each chunk's kept words' codes are in the build's `words.Spill` (first row, count), and whose
     #: each word is (see `search.words`)
     word_rows: list[tuple[int, int] | None] = field(default_factory=list)
     word_owners: list[np.ndarray | None] = field(default_factory=list)
@@ -60,7 +61,9 @@ class Previous:
         self.db = store.open_meta(generation)
         self.chunks = store.read_vectors(generation, store.CHUNKS)
         self.segments = store.read_vectors(generation, store.SEGMENTS)
-        self.words, self.owners = store.read_words(generation, manifest["counts"]["words"])
+        self.words, self.owners, self.codebook = store.read_words(
+            generation, manifest["counts"]["words"], manifest["model"]["dimension"]
+        )
 
     def close(self) -> None:
         self.db.close()
@@ -69,13 +72,17 @@ class Previous:
         """An unchanged note's rows and vectors, as they are in the live index."""
         n = self.db.execute("SELECT * FROM notes WHERE path = ?", (rel,)).fetchone()
         chunks = self.db.execute(
-            "SELECT c.*, f.body FROM chunks c JOIN chunks_fts f ON f.rowid = c.id WHERE c.note_id = ? "
-            "ORDER BY c.id",
+            "SELECT * FROM chunks WHERE note_id = ? ORDER BY id",
             (n["id"],),
         ).fetchall()
         segs = self.db.execute(
-            "SELECT text, times, link_time, line FROM segments WHERE note_id = ? ORDER BY id", (n["id"],)
+            "SELECT id, text, times, link_time, line FROM segments WHERE note_id = ? ORDER BY id", (n["id"],)
         ).fetchall()
+        first = segs[0]["id"] if segs else 0
+        # A chunk's text: its segments' (`search.chunks.Chunk.text`).
+        texts = [
+            " ".join(s["text"] for s in segs[c["seg_start"] - first : c["seg_end"] - first]) for c in chunks
+        ]
         data = NoteData(
             rel=rel,
             title=n["title"],
@@ -85,8 +92,15 @@ class Previous:
             sha256=n["sha256"],
             dropped=json.loads(n["dropped"]),
             chunks=[
-                (c["heading"], c["text"], c["line"], c["seg_end"] - c["seg_start"], c["key"], c["body"])
-                for c in chunks
+                (
+                    c["heading"],
+                    text,
+                    c["line"],
+                    c["seg_end"] - c["seg_start"],
+                    c["key"],
+                    chunking.stored_embed_text(n["title"], tuple(json.loads(c["heading"])), text),
+                )
+                for c, text in zip(chunks, texts, strict=True)
             ],
             segments=[(s["text"], s["times"], s["link_time"], s["line"]) for s in segs],
         )
@@ -119,7 +133,11 @@ class Previous:
             chunk["seg_start"], chunk["seg_end"] - chunk["seg_start"]
         )
         assert self.spill is not None
-        data.word_rows[c] = self.spill.add(self.words[chunk["word_start"] : chunk["word_end"]])
+        codes = self.words[chunk["word_start"] : chunk["word_end"]]
+        if self.codebook.digest == self.spill.codebook.digest:
+            data.word_rows[c] = self.spill.add_codes(codes)
+        else:  # the model's codebook was learnt again (its cache was cleared): coded anew, from the decoded words
+            data.word_rows[c] = self.spill.add(self.codebook.decode(codes))
         data.word_owners[c] = np.array(self.owners[chunk["word_start"] : chunk["word_end"]])
 
 

@@ -103,7 +103,14 @@ def build_lock(index_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            # The holder writes its pid just after it takes the lock: on a loaded machine, a while later.
+            for _ in range(50):
+                if holder:
+                    break
+                time.sleep(0.01)
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            holder = holder or "unknown"
             raise BuildLockedError(
                 f"another build (pid {holder}) is writing {index_dir}; wait for it to finish"
             ) from None

@@ -63,11 +63,14 @@ def read(path: Path, dimension: int) -> words.Codebook:
 
 
 def save(path: Path, book: words.Codebook) -> None:
-    """Write a codebook (its centroids as a .npy file)."""
+    """Write a codebook (its centroids as a .npy file), by Python's own file object: a full disk raises
+    OSError(ENOSPC), which the build reports as such (np.save reports a short write with no error number)."""
     import numpy as np
 
+    header = {"descr": np.lib.format.dtype_to_descr(book.centroids.dtype), "fortran_order": False}
     with path.open("wb") as f:
-        np.save(f, book.centroids, allow_pickle=False)
+        np.lib.format.write_array_header_1_0(f, {**header, "shape": book.centroids.shape})
+        f.write(book.centroids.tobytes())
 
 
 def _save(path: Path, book: words.Codebook) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from search import chunks as chunking
-from search import embed, model_folder, paths, store, verified, words
+from search import embed, model_folder, paths, store, verified, word_codebook, words
 from search import writer as writer_module
 from search.encoding import EncodingPool
 from search.errors import IndexMissingError, NoteError, YtnotesError
@@ -73,7 +73,7 @@ def settings(chunk_tokens: int) -> dict[str, Any]:
         "document_precision": embed.DOCUMENT_PRECISION,
         "int8": embed.INT8_RECIPE,
         "document_graph": "without " + ", ".join(embed.DOCUMENT_DISABLED_FUSIONS),
-        "word_vectors": f"{words.KEPT} words, int8",
+        "word_vectors": f"{words.KEPT} words, {words.RECIPE}",
     }
 
 
@@ -214,6 +214,7 @@ def _build(
     # The model export is checked (or, on a first build, made: torch, ~10 s) here, in the main thread, where
     # Ctrl-C stops it cleanly; the encoding threads then only load it. Checking costs a few stat calls.
     embed.ensure_exported(announce=lambda: progress("export", 0, 0), model=model)
+    codebook = word_codebook.for_model(model)  # learnt on the model's first build (seconds)
     old_notes: dict[str, str] = previous.manifest["notes"] if previous else {}
 
     # Which notes changed, from their bytes alone, before anything is written.
@@ -250,7 +251,10 @@ def _build(
             skipped = [e for e in skipped if e.path not in read_first]  # reported again when read below
 
     writer = writer_module.Writer(
-        index_dir, model.dimension, (previous.chunks, previous.segments) if previous is not None else None
+        index_dir,
+        model.dimension,
+        codebook,
+        (previous.chunks, previous.segments) if previous is not None else None,
     )
     pool: EncodingPool | None = None
     try:

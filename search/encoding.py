@@ -155,7 +155,8 @@ class EncodingPool:
                     encoder, [note.chunks[c][5] for c in chunk_ids], [note.spans[c] for c in chunk_ids]
                 )
                 for j, c in enumerate(chunk_ids):
-                    self.writer.put(note, c, done.chunks[j], done.segments[j], done.words[j], done.owners[j])
+                    codes = self.writer.codebook.encode(done.words[j])  # int8 rows to the model's codes
+                    self.writer.put(note, c, done.chunks[j], done.segments[j], codes, done.owners[j])
                 with self._lock:
                     self.done += len(chunk_ids)
                     self._last_end = max(self._last_end, time.monotonic())

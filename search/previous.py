@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search import chunks as chunking
 from search import store
 from search.errors import IndexMissingError, IndexUnusableError
 
@@ -32,7 +33,7 @@ class NoteData:
     segments: list[tuple[str, str, int | None, int]]
     #: [(start, end)] of each segment's text inside its chunk's embed_text, per chunk
     spans: list[list[tuple[int, int]]] = field(default_factory=list)
-    #: Where each chunk's word vectors are in the new generation's words.npy (first row, count); None until the
+    #: Where each chunk's word codes are in the new generation's words.npy (first row, count); None until the
     #: chunk has its vectors (see `search.writer.Writer.put`).
     word_rows: list[tuple[int, int] | None] = field(default_factory=list)
     #: How the note's clock was repaired, said once when the note is read (not for a note reused unchanged).
@@ -65,7 +66,7 @@ class Previous:
         # Checked as a reader checks them, then read by position (a rebuild reads every reused row once: mapped,
         # all of them would count in its resident memory).
         rows = manifest["counts"]["words"]
-        mapped = store.read_words(generation, rows)
+        word_codes, owners, self.codebook = store.read_words(generation, rows, manifest["model"]["dimension"])
         self.words, self.owners = (
             RowFile(
                 generation / name,
@@ -74,7 +75,7 @@ class Previous:
                 getattr(array, "offset", 0),
                 rows,
             )
-            for name, array in zip((store.WORDS, store.WORD_OWNERS), mapped, strict=True)
+            for name, array in ((store.WORDS, word_codes), (store.WORD_OWNERS, owners))
         )
 
     def close(self) -> None:
@@ -93,13 +94,17 @@ class Previous:
         its rows are for the caller to write (`search.writer.Writer.add_rows`)."""
         n = self.db.execute("SELECT * FROM notes WHERE path = ?", (rel,)).fetchone()
         chunks = self.db.execute(
-            "SELECT c.*, f.body FROM chunks c JOIN chunks_fts f ON f.rowid = c.id WHERE c.note_id = ? "
-            "ORDER BY c.id",
+            "SELECT * FROM chunks WHERE note_id = ? ORDER BY id",
             (n["id"],),
         ).fetchall()
         segs = self.db.execute(
-            "SELECT text, times, link_time, line FROM segments WHERE note_id = ? ORDER BY id", (n["id"],)
+            "SELECT id, text, times, link_time, line FROM segments WHERE note_id = ? ORDER BY id", (n["id"],)
         ).fetchall()
+        first = segs[0]["id"] if segs else 0
+        # A chunk's text: its segments' (`search.chunks.Chunk.text`).
+        texts = [
+            " ".join(s["text"] for s in segs[c["seg_start"] - first : c["seg_end"] - first]) for c in chunks
+        ]
         data = NoteData(
             rel=rel,
             title=n["title"],
@@ -109,8 +114,15 @@ class Previous:
             sha256=n["sha256"],
             dropped=json.loads(n["dropped"]),
             chunks=[
-                (c["heading"], c["text"], c["line"], c["seg_end"] - c["seg_start"], c["key"], c["body"])
-                for c in chunks
+                (
+                    c["heading"],
+                    text,
+                    c["line"],
+                    c["seg_end"] - c["seg_start"],
+                    c["key"],
+                    chunking.stored_embed_text(n["title"], tuple(json.loads(c["heading"])), text),
+                )
+                for c, text in zip(chunks, texts, strict=True)
             ],
             segments=[(s["text"], s["times"], s["link_time"], s["line"]) for s in segs],
         )
@@ -131,7 +143,7 @@ class Previous:
             )
             for c, row in enumerate(chunks):
                 a, b = row["word_start"], row["word_end"]
-                writer.put_words(data, c, self.words[a:b], self.owners[a:b])
+                writer.put_words(data, c, self._codes(a, b, writer), self.owners[a:b])
         else:
             for c, row in enumerate(chunks):
                 self._put_one(data, c, row, writer)
@@ -159,10 +171,18 @@ class Previous:
             c,
             _rows(self.chunks, chunk["id"], 1)[0],
             _rows(self.segments, chunk["seg_start"], chunk["seg_end"] - chunk["seg_start"]),
-            self.words[a:b],
+            self._codes(a, b, writer),
             self.owners[a:b],
             (chunk["id"], chunk["seg_start"]),
         )
+
+    def _codes(self, a: int, b: int, writer: Writer) -> Any:
+        """Word rows ``a`` .. ``b`` of the live index, as codes of the new generation's codebook."""
+        codes = self.words[a:b]
+        if self.codebook.digest == writer.codebook.digest:
+            return codes
+        # The model's codebook was learnt again (its cache was cleared): coded anew, from the decoded words.
+        return writer.codebook.encode(self.codebook.decode(codes))
 
 
 def _rows(index: Any, first: int, count: int) -> Any:

@@ -8,9 +8,10 @@ Layout of an index folder (default ``~/.local/share/ytnotes/index``, see `search
         meta.sqlite      notes, chunks and segments (row id = vector row)
         chunks.faiss     inner-product index of chunk vectors (unit length, so scores are cosines)
         segments.faiss   the same for segment vectors
-        words.npy        int8 word vectors of every passage, for the second pass (rows chunks.word_start..end, in
-                         the order they were encoded)
+        words.npy        word vectors of every passage, for the second pass (rows chunks.word_start..end, in
+                         the order they were encoded), as codes: uint8, one a part (see `search.words`)
         word_owners.npy  int16: for each word row, its segment's place in the passage (-1: title and heading)
+        word_codebook.npy  float32 centroids that decode words.npy (its digest is in the manifest)
         <fts table>.<part>.npy  the BM25 postings of chunks_fts and segments_fts (see `search.lexicon`)
     .lock                held by the build writing this folder
 
@@ -36,14 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search import errors
+from search import errors, word_codebook
 from search.embed import ENCODER_FOLDER
 from search.errors import BuildLockedError, IndexMissingError, IndexUnusableError
 
 if TYPE_CHECKING:
     import numpy as np
 
-FORMAT_VERSION = 3
+    from search import words
+
+FORMAT_VERSION = 4
 CURRENT = "CURRENT"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
@@ -56,16 +59,19 @@ WORD_OWNERS = "word_owners.npy"
 SCHEMA = """
 CREATE TABLE notes (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, title TEXT NOT NULL, channel TEXT,
                     channel_key TEXT, video_id TEXT, sha256 TEXT NOT NULL, dropped TEXT NOT NULL);
+-- A chunk's text is its segments' texts joined by spaces (`search.chunks.Chunk.text`): not kept twice.
 CREATE TABLE chunks (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES notes(id), heading TEXT NOT NULL,
-                     text TEXT NOT NULL, line INTEGER NOT NULL, seg_start INTEGER NOT NULL,
+                     line INTEGER NOT NULL, seg_start INTEGER NOT NULL,
                      seg_end INTEGER NOT NULL, key TEXT NOT NULL, word_start INTEGER NOT NULL,
                      word_end INTEGER NOT NULL);
 CREATE TABLE segments (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES notes(id),
                        chunk_id INTEGER NOT NULL REFERENCES chunks(id), text TEXT NOT NULL,
                        times TEXT NOT NULL, link_time INTEGER, line INTEGER NOT NULL);
 -- Lexical indexes (BM25). A chunk's row holds its title and heading path too, as its vector's text does.
-CREATE VIRTUAL TABLE chunks_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
-CREATE VIRTUAL TABLE segments_fts USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
+-- Contentless: only BM25 is asked of them, and a copy of every text was 0.94 KB a passage, a third of the file
+-- (the embedded text is the note's title, the chunk's heading and text: `search.chunks.embed_text`).
+CREATE VIRTUAL TABLE chunks_fts USING fts5(body, content = '', tokenize = 'porter unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE segments_fts USING fts5(body, content = '', tokenize = 'porter unicode61 remove_diacritics 2');
 CREATE INDEX chunks_note ON chunks(note_id);
 CREATE INDEX chunks_key ON chunks(key);
 CREATE INDEX segments_note ON segments(note_id);
@@ -82,7 +88,7 @@ class Rows:
     notes: list[tuple[Any, ...]]  # (id, path, title, channel, channel_key, video_id, sha256, dropped_json)
     chunks: list[
         tuple[Any, ...]
-    ]  # (id, note_id, heading_json, text, line, seg_start, seg_end, key, w_start, w_end)
+    ]  # (id, note_id, heading_json, line, seg_start, seg_end, key, w_start, w_end)
     segments: list[tuple[Any, ...]]  # (id, note_id, chunk_id, text, times_json, link_time, line)
     chunk_texts: list[str]  # what was embedded for each chunk (title, heading path, prose)
 
@@ -96,7 +102,14 @@ def build_lock(index_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            # The holder writes its pid just after it takes the lock: on a loaded machine, a while later.
+            for _ in range(50):
+                if holder:
+                    break
+                time.sleep(0.01)
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            holder = holder or "unknown"
             raise BuildLockedError(
                 f"another build (pid {holder}) is writing {index_dir}; wait for it to finish"
             ) from None
@@ -297,12 +310,20 @@ def read_vectors(gen: Path, name: str) -> Any:
         raise IndexUnusableError(f"{path} is damaged ({first[:120]}); {REBUILD_HINT}") from None
 
 
-def read_words(gen: Path, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """A generation's word vectors and their owners, memory-mapped (a question reads only the rows it needs)."""
+def read_words(gen: Path, rows: int, dimension: int) -> tuple[np.ndarray, np.ndarray, words.Codebook]:
+    """A generation's word vectors (codes) and their owners, memory-mapped (a question reads only the rows it
+    needs), and the codebook that decodes them."""
     import numpy as np
 
+    path = gen / word_codebook.FILE
+    try:
+        codebook = word_codebook.read(path, dimension)
+    except FileNotFoundError:
+        raise IndexUnusableError(f"{path} is missing; {REBUILD_HINT}") from None
+    except (OSError, ValueError) as exc:
+        raise IndexUnusableError(f"{path} is damaged ({str(exc)[:120]}); {REBUILD_HINT}") from None
     out = []
-    for name, dtype in ((WORDS, np.int8), (WORD_OWNERS, np.int16)):
+    for name, dtype in ((WORDS, np.uint8), (WORD_OWNERS, np.int16)):
         path = gen / name
         if not path.is_file():
             raise IndexUnusableError(f"{path} is missing; {REBUILD_HINT}")
@@ -310,13 +331,17 @@ def read_words(gen: Path, rows: int) -> tuple[np.ndarray, np.ndarray]:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise IndexUnusableError(f"{path} is damaged ({str(exc)[:120]}); {REBUILD_HINT}") from None
-        if array.dtype != dtype or len(array) != rows:
+        if (
+            array.dtype != dtype
+            or len(array) != rows
+            or (name == WORDS and array.shape[1:] != (codebook.parts,))
+        ):
             raise IndexUnusableError(
                 f"{path} does not match its manifest ({array.dtype}, {len(array)} rows, not {rows}); "
                 f"{REBUILD_HINT}"
             )
         out.append(array)
-    return out[0], out[1]
+    return out[0], out[1], codebook
 
 
 def size_on_disk(gen: Path) -> int:

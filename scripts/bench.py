@@ -31,11 +31,17 @@ ENCODED = re.compile(r"encoded \d+ chunks in [\d.]+ s \(([\d.]+) chunks/s")
 QUESTION = "how does a transformer decide which words to pay attention to?"
 
 NAIVE = """
-import sys, time, sqlite3
+import json, sys, time, sqlite3
 from search import embed
+from search.chunks import stored_embed_text
 embed.offline()
 from sentence_transformers import SentenceTransformer
-texts = [r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT body FROM chunks_fts ORDER BY rowid")]
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT n.title, c.heading, (SELECT group_concat(s.text, ' ') FROM (SELECT text FROM segments "
+    "WHERE id >= c.seg_start AND id < c.seg_end ORDER BY id) s) FROM chunks c JOIN notes n ON n.id = c.note_id "
+    "ORDER BY c.id"
+)
+texts = [stored_embed_text(title, tuple(json.loads(heading)), text) for title, heading, text in rows]
 model = SentenceTransformer(str(embed.model_path()), device="cpu")
 model.max_seq_length = embed.MAX_SEQ_LENGTH
 started = time.perf_counter()

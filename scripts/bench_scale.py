@@ -58,7 +58,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from bench import live  # noqa: E402
 
-from search import store  # noqa: E402
+from search import store, word_codebook  # noqa: E402
 
 YTNOTES = [sys.executable, "-m", "search"]
 QUESTIONS = REPO / "scripts" / "eval" / "questions.jsonl"
@@ -285,7 +285,7 @@ def sizes(index: Path, model: Path) -> dict[str, int]:
             else "SQLite"
             if name.startswith(store.META)
             else "word vectors"
-            if name in (store.WORDS, store.WORD_OWNERS)
+            if name in (store.WORDS, store.WORD_OWNERS, word_codebook.FILE)
             else "manifest"
             if name == store.MANIFEST
             else "other"

@@ -16,18 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from search import chunks as chunking
-from search import embed, model_folder, paths, store, verified, words
+from search import embed, model_folder, paths, store, verified, word_codebook, words
+from search import writer as writer_module
 from search.encoding import EncodingPool
 from search.errors import IndexMissingError, NoteError, YtnotesError
 from search.notes import find_notes, read_note
 from search.previous import NoteData, Previous, open_previous
 from search.segments import parse_note
-
-if TYPE_CHECKING:
-    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +83,7 @@ def settings(chunk_tokens: int, encoder: str = embed.ONNX) -> dict[str, Any]:
         "document_precision": embed.DOCUMENT_PRECISION,
         "int8": embed.INT8_RECIPE,
         "document_graph": "without " + ", ".join(embed.DOCUMENT_DISABLED_FUSIONS),
-        "word_vectors": f"{words.KEPT} words, int8",
+        "word_vectors": f"{words.KEPT} words, {words.RECIPE}",
     }
 
 
@@ -129,34 +127,16 @@ def build_index(
             "chunking": settings(chunk_tokens, encoder_choice.kind),
         }
         previous, notice = (None, None) if full else open_previous(index_dir, wanted)
-        spill: words.Spill | None = None
-        pool: EncodingPool | None = None
         try:
-            spill = words.Spill(index_dir / f"{store.SPILL_PREFIX}{os.getpid()}", chosen_model.dimension)
-            if previous is not None:
-                previous.spill = spill
-            pool = EncodingPool(spill, encoder, chosen_model)
             report = _build(
-                notes_dir,
-                index_dir,
-                pool,
-                report_progress,
-                chunk_tokens,
-                previous,
-                wanted,
-                spill,
-                chosen_model,
+                notes_dir, index_dir, encoder, report_progress, chunk_tokens, previous, wanted, chosen_model
             )
         except BaseException as exc:
-            store.raise_if_disk(exc, index_dir)  # also a full disk while word vectors are set aside
+            store.raise_if_disk(exc, index_dir)  # also a full disk while the new generation is written
             raise
         finally:
-            if pool is not None:
-                pool.close()  # after an error: the encoding threads stop before their files go
             if previous is not None:
                 previous.close()
-            if spill is not None:
-                spill.close()
     report.seconds = time.monotonic() - started
     report.notice = "; ".join(n for n in (chosen, notice, encoder_choice.notice(chosen_model)) if n) or None
     report.notes_dir = notes_dir
@@ -249,93 +229,156 @@ def _is_samples(folder: Path) -> bool:
     return folder == paths.SAMPLE_NOTES.resolve() or folder.parts[-2:] == ("search", "sample_notes")
 
 
+@dataclass
+class _Summary:
+    """What a build remembers of a note once its rows are written."""
+
+    note_id: int
+    rel: str
+    sha256: str
+    chunks: int
+    segments: int
+    dropped: list[str]
+    clock_repair: str | None
+    reused: bool
+
+
 def _build(
     notes_dir: Path,
     index_dir: Path,
-    pool: EncodingPool,
+    encoder: embed.Encoder | None,
     progress: Progress,
     chunk_tokens: int,
     previous: Previous | None,
     wanted: dict[str, Any],
-    spill: words.Spill,
     model: model_folder.Model,
 ) -> BuildReport:
     skipped: list[NoteError] = []
     paths = list(find_notes(notes_dir, skipped))
     if not paths:
         raise YtnotesError(f"no .md notes in {notes_dir}; pass the folder that holds your notes")
+    codebook = word_codebook.for_model(model)  # learnt on the model's first build (seconds)
     old_notes: dict[str, str] = previous.manifest["notes"] if previous else {}
 
-    notes: list[NoteData] = []
-    reused: set[str] = set()
-    changed = 0
-    for i, path in enumerate(paths, 1):
+    # Which notes changed, from their bytes alone, before anything is written.
+    listed: list[tuple[Path, str, bool]] = []  # (path, rel, unchanged)
+    for path in paths:
         rel = path.relative_to(notes_dir).as_posix()
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
             digest = ""  # read_note reports it
-        if previous is not None and old_notes.get(rel) == digest:
-            notes.append(previous.note(rel))
-            reused.add(rel)
-        else:
-            data = _read(path, notes_dir, chunk_tokens, skipped, model)
-            if data is not None:
-                notes.append(data)
-                changed += 1
-                if previous is not None:
-                    previous.reuse_chunks([data])
-                pool.submit(data)  # encoded while the next notes are read
-        progress("read", i, len(paths))
+        listed.append((path, rel, previous is not None and old_notes.get(rel) == digest))
+    gone = len(set(old_notes) - {rel for _, rel, _ in listed})
+    read_first: dict[Path, NoteData | None] = {}
+    if previous is not None and gone == 0:
+        was_skipped = set(previous.manifest.get("skipped", []))
+        todo = [path for path, _, unchanged in listed if not unchanged]
+        if all(str(path) in was_skipped for path in todo):
+            # Nothing changed but notes that could not be read last time: read them now (they are few); when
+            # they still cannot be, the index is up to date and nothing is written.
+            read_first = {path: _read(path, notes_dir, chunk_tokens, skipped, model) for path in todo}
+            if all(d is None for d in read_first.values()) and not skipped_changed(previous, skipped):
+                dropped = previous.dropped()
+                return BuildReport(
+                    notes=len(listed) - len(todo),
+                    chunks=previous.manifest["counts"]["chunks"],
+                    segments=previous.manifest["counts"]["segments"],
+                    seconds=0.0,
+                    generation=previous.generation,
+                    skipped=skipped,
+                    dropped_before=[d for _, rel, _ in listed for d in dropped.get(rel, [])],
+                    reused_notes=len(listed) - len(todo),
+                    up_to_date=True,
+                )
+            skipped = [e for e in skipped if e.path not in read_first]  # reported again when read below
 
-    removed = len(set(old_notes) - {n.rel for n in notes})
-    if previous is not None and changed == 0 and removed == 0 and not skipped_changed(previous, skipped):
-        return BuildReport(
-            notes=len(notes),
-            chunks=previous.manifest["counts"]["chunks"],
-            segments=previous.manifest["counts"]["segments"],
-            seconds=0.0,
-            generation=previous.generation,
-            skipped=skipped,
-            dropped_before=[d for n in notes for d in n.dropped],
-            reused_notes=len(notes),
-            up_to_date=True,
-        )
-    if not notes:
-        raise YtnotesError(
-            f"none of the {len(paths)} notes in {notes_dir} could be indexed (see the "
-            f"warnings above); the existing index is unchanged"
-        )
+    writer = writer_module.Writer(
+        index_dir,
+        model.dimension,
+        codebook,
+        (previous.chunks, previous.segments) if previous is not None else None,
+    )
+    pool: EncodingPool | None = None
+    try:
+        pool = EncodingPool(writer, encoder, model)
+        summaries: list[_Summary] = []
 
-    pool.finish(progress)
-    reused_chunks = sum(len(n.chunks) for n in notes) - pool.total
+        def written(data: NoteData, reused: bool = False) -> None:
+            writer.add_rows(data)
+            summaries.append(
+                _Summary(
+                    data.note_id,
+                    data.rel,
+                    data.sha256,
+                    len(data.chunks),
+                    len(data.segments),
+                    data.dropped,
+                    data.clock_repair,
+                    reused,
+                )
+            )
 
-    generation = _write(index_dir, notes_dir, notes, wanted, skipped, spill, model)
+        changed = 0
+        for i, (path, rel, unchanged) in enumerate(listed, 1):
+            if unchanged:
+                assert previous is not None
+                written(previous.copy_note(rel, writer), reused=True)
+            else:
+                data = read_first.pop(path) if path in read_first else None
+                if data is None:
+                    data = _read(path, notes_dir, chunk_tokens, skipped, model)
+                if data is not None:
+                    changed += 1
+                    writer.number(data)
+                    if previous is not None:
+                        previous.reuse_chunks(data, writer)
+                    if not pool.submit(data):  # else encoded while the next notes are read
+                        written(data)
+            pool.throttle(progress, written)
+            progress("read", i, len(listed))
+
+        if writer.notes == 0:
+            raise YtnotesError(
+                f"none of the {len(paths)} notes in {notes_dir} could be indexed (see the "
+                f"warnings above); the existing index is unchanged"
+            )
+        pool.finish(progress, written)
+        # Written as they were encoded; reported and recorded in the notes' order.
+        summaries.sort(key=lambda n: n.note_id)
+        removed = len(set(old_notes) - {n.rel for n in summaries})  # deleted, or no longer readable
+        generation = writer.publish(_manifest(notes_dir, summaries, wanted, skipped, model))
+    except BaseException:
+        if pool is not None:
+            pool.close()  # the encoding threads stop before their files go
+        writer.discard()
+        raise
     verified.save_pending()  # the model files checked by this build need no hashing by the next
     # A note saved while the build ran may have been missing when the folder was listed (editors often delete
     # and re-create a file): say so rather than leave it out silently.
-    listed = set(paths)
+    seen = set(paths)
     for path in find_notes(notes_dir, []):
-        if path not in listed:
+        if path not in seen:
             reason = (
                 "it appeared while the build ran (saved meanwhile?); run `ytnotes build` again to index it"
             )
             skipped.append(NoteError(path, reason))
+    chunks = sum(n.chunks for n in summaries)
     return BuildReport(
-        notes=len(notes),
-        chunks=sum(len(n.chunks) for n in notes),
-        segments=sum(len(n.segments) for n in notes),
+        notes=len(summaries),
+        chunks=chunks,
+        segments=sum(n.segments for n in summaries),
         seconds=0.0,
         generation=generation,
         skipped=skipped,
-        dropped_timestamps=[d for n in notes if n.rel not in reused for d in n.dropped],
-        dropped_before=[d for n in notes if n.rel in reused for d in n.dropped],
-        clock_repairs=[n.clock_repair for n in notes if n.clock_repair],
+        dropped_timestamps=[d for n in summaries if not n.reused for d in n.dropped],
+        dropped_before=[d for n in summaries if n.reused for d in n.dropped],
+        clock_repairs=[n.clock_repair for n in summaries if n.clock_repair],
         changed_notes=changed,
-        reused_notes=len(notes) - changed,
+        reused_notes=len(summaries) - changed,
         embedded_chunks=pool.total,
         encode_seconds=pool.seconds,
-        reused_chunks=reused_chunks,
+        reused_chunks=chunks - pool.total,
         removed_notes=removed,
     )
 
@@ -387,63 +430,15 @@ def _read(
     return data
 
 
-def _write(
-    index_dir: Path,
+def _manifest(
     notes_dir: Path,
-    notes: list[NoteData],
+    notes: list[_Summary],
     wanted: dict[str, Any],
     skipped: list[NoteError],
-    spill: words.Spill,
     model: model_folder.Model,
-) -> Path:
-    import numpy as np
-
-    spilled = spill.view()
-    rows = store.Rows(notes=[], chunks=[], segments=[], chunk_texts=[])
-    chunk_vectors: list[np.ndarray] = []
-    segment_vectors: list[np.ndarray] = []
-    word_vectors: list[np.ndarray] = []
-    word_owners: list[np.ndarray] = [np.zeros(0, dtype=np.int16)]
-    n_words = 0
-    for note_id, n in enumerate(notes):
-        rows.notes.append(
-            (note_id, n.rel, n.title, n.channel, n.channel_key, n.video_id, n.sha256, json.dumps(n.dropped))
-        )
-        seg_iter = iter(n.segments)
-        for c, (heading, text, line, n_segs, key, embed_text) in enumerate(n.chunks):
-            chunk_id = len(rows.chunks)
-            seg_start = len(rows.segments)
-            for _ in range(n_segs):
-                s_text, times, link_time, s_line = next(seg_iter)
-                rows.segments.append(
-                    (len(rows.segments), note_id, chunk_id, s_text, times, link_time, s_line)
-                )
-            where, wo = n.word_rows[c], n.word_owners[c]
-            assert where is not None and wo is not None and where[1] == len(wo)
-            wv = spilled[where[0] : where[0] + where[1]]
-            rows.chunks.append(
-                (
-                    chunk_id,
-                    note_id,
-                    heading,
-                    text,
-                    line,
-                    seg_start,
-                    len(rows.segments),
-                    key,
-                    n_words,
-                    n_words + len(wv),
-                )
-            )
-            rows.chunk_texts.append(embed_text)
-            cv, sv = n.chunk_vectors[c], n.segment_vectors[c]
-            assert cv is not None and sv is not None and len(sv) == n_segs
-            chunk_vectors.append(cv)
-            segment_vectors.append(sv)
-            word_vectors.append(wv)
-            word_owners.append(wo)
-            n_words += len(wv)
-    manifest = {
+) -> dict[str, Any]:
+    """The new generation's manifest (`search.writer.Writer.publish` adds the vectors' records and word count)."""
+    return {
         "format_version": store.FORMAT_VERSION,
         **wanted,
         "model_path": str(model.path),
@@ -452,19 +447,9 @@ def _write(
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {
             "notes": len(notes),
-            "chunks": len(rows.chunks),
-            "segments": len(rows.segments),
-            "words": n_words,
+            "chunks": sum(n.chunks for n in notes),
+            "segments": sum(n.segments for n in notes),
         },
         "notes": {n.rel: n.sha256 for n in notes},
         "skipped": sorted(str(e.path) for e in skipped),
     }
-    return store.write_generation(
-        index_dir,
-        manifest,
-        rows,
-        np.ascontiguousarray(np.vstack(chunk_vectors), dtype=np.float32),
-        np.ascontiguousarray(np.vstack(segment_vectors), dtype=np.float32),
-        word_vectors,
-        np.ascontiguousarray(np.concatenate(word_owners), dtype=np.int16),
-    )

@@ -39,6 +39,12 @@ def embed_text(title: str, chunk: Chunk) -> str:
     return embed_text_and_spans(title, chunk)[0]
 
 
+def stored_embed_text(title: str, heading: tuple[str, ...], text: str) -> str:
+    """`embed_text` of a stored chunk, from its note's title, its heading and its text (the index keeps no copy:
+    its full-text tables are contentless)."""
+    return describe(title, heading) + "\n" + text
+
+
 def embed_text_and_spans(title: str, chunk: Chunk) -> tuple[str, list[tuple[int, int]]]:
     """The chunk's embedded text, and where each segment's text stands in it (start, end)."""
     text = describe(title, chunk.heading) + "\n"

@@ -238,10 +238,10 @@ def locate(
 )
 def info(index: IndexOption = None, as_json: JsonOption = False) -> None:
     """Show what is indexed: notes, chunks, model, when it was built, size on disk."""
+    from search.describe import describe
     from search.present import info_text
-    from search.retrieve import open_index
 
-    data = open_index(_index(index)).info()
+    data = describe(_index(index))
     typer.echo(json.dumps(data, indent=2) if as_json else info_text(data))
 
 

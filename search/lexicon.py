@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search.errors import IndexUnusableError
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -105,42 +107,47 @@ class _Postings:
 
 
 class Lexicon:
-    """The postings of an index's generation, memory-mapped when it is opened."""
+    """The postings of an index's generation, memory-mapped when the index is opened: a build removes the previous
+    generation right after the swap, and a reader keeps only the files it has open or mapped."""
 
-    def __init__(self, gen: Path, db: sqlite3.Connection, record: dict[str, Any]) -> None:
-        self.gen = gen
+    def __init__(self, db: sqlite3.Connection, tables: dict[str, _Postings]) -> None:
         self.db = db
-        self.record = record
-        self._tables: dict[str, _Postings] = {}
+        self._tables = tables
         self._ids: dict[tuple[str, str], int | None] = {}  # (table, term): its id, None if not in the table
 
     @classmethod
     def of(cls, gen: Path, db: sqlite3.Connection, manifest: dict[str, Any]) -> Lexicon | None:
-        """The generation's lexicon; None when it was built without one (FTS5 answers alone then)."""
+        """The generation's lexicon; None when it was built without one, or its files are gone (the generation
+        swapped out meanwhile): FTS5 answers alone then, with the same scores."""
+        import numpy as np
+
         record = manifest.get("lexicon")
-        if not isinstance(record, dict) or not all(
-            (gen / f"{t}.{p}.npy").is_file() for t in TABLES for p in PARTS
-        ):
+        if not isinstance(record, dict):
             return None
-        found = cls(gen, db, record)
+        tables: dict[str, _Postings] = {}
         for table in TABLES:
-            # Mapped now, with the index's other files: a build may delete this generation once it has swapped in
-            # the next, and a file mapped before that stays readable.
-            found._postings(table)
-        return found
+            parts = {}
+            for part in PARTS:
+                path = gen / f"{table}.{part}.npy"
+                try:
+                    # A plain array over the memory map: slicing a np.memmap costs a Python call a slice.
+                    parts[part] = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
+                except FileNotFoundError:
+                    return None
+                except (OSError, ValueError) as exc:
+                    # Imported here: search.store imports (through search.words) a module that imports this one.
+                    from search.store import REBUILD_HINT
+
+                    raise IndexUnusableError(
+                        f"{path} is damaged ({str(exc)[:120]}); {REBUILD_HINT}"
+                    ) from None
+            n_rows = int(record[table]["rows"])
+            avgdl = int(record[table]["tokens"]) / n_rows if n_rows else 0.0
+            tables[table] = _Postings(**parts, n_rows=n_rows, avgdl=avgdl)
+        return cls(db, tables)
 
     def _postings(self, table: str) -> _Postings:
-        found = self._tables.get(table)
-        if found is None:
-            import numpy as np
-
-            # Plain arrays over the memory maps: slicing a np.memmap costs a Python call a slice.
-            parts = {p: np.asarray(np.load(self.gen / f"{table}.{p}.npy", mmap_mode="r")) for p in PARTS}
-            n_rows = int(self.record[table]["rows"])
-            avgdl = int(self.record[table]["tokens"]) / n_rows if n_rows else 0.0
-            found = _Postings(**parts, n_rows=n_rows, avgdl=avgdl)
-            self._tables[table] = found
-        return found
+        return self._tables[table]
 
     def search(
         self, table: str, phrases: list[list[str]], limit: int | None, allowed: Sequence[int] | None = None

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search import store, words
+from search import chunks as chunking
+from search import store
 from search.errors import IndexMissingError, IndexUnusableError
 
 if TYPE_CHECKING:
-    import numpy as np
+    from search.writer import Writer
 
 
 @dataclass
@@ -32,50 +33,78 @@ class NoteData:
     segments: list[tuple[str, str, int | None, int]]
     #: [(start, end)] of each segment's text inside its chunk's embed_text, per chunk
     spans: list[list[tuple[int, int]]] = field(default_factory=list)
-    chunk_vectors: list[np.ndarray | None] = field(default_factory=list)
-    segment_vectors: list[np.ndarray | None] = field(default_factory=list)
-    #: Where each chunk's kept words' int8 vectors are in the build's `words.Spill` (first row, count), and whose
-    #: each word is (see `search.words`)
+    #: Where each chunk's word codes are in the new generation's words.npy (first row, count); None until the
+    #: chunk has its vectors (see `search.writer.Writer.put`).
     word_rows: list[tuple[int, int] | None] = field(default_factory=list)
-    word_owners: list[np.ndarray | None] = field(default_factory=list)
     #: How the note's clock was repaired, said once when the note is read (not for a note reused unchanged).
     clock_repair: str | None = None
+    #: Ids in the new generation (`search.writer.Writer.number`): the note's, its first chunk's and segment's, and
+    #: each chunk's first segment's.
+    note_id: int = -1
+    chunk_start: int = -1
+    segment_start: int = -1
+    chunk_segments: list[int] = field(default_factory=list)
+    #: Chunks still being encoded (counted down by the encoding threads).
+    pending: int = 0
 
     def clear_vectors(self) -> None:
         """No vectors yet for any chunk."""
-        self.chunk_vectors = [None] * len(self.chunks)
-        self.segment_vectors = [None] * len(self.chunks)
         self.word_rows = [None] * len(self.chunks)
-        self.word_owners = [None] * len(self.chunks)
 
 
 class Previous:
     """The live generation, opened for reuse by a build that holds the lock."""
 
     def __init__(self, generation: Path, manifest: dict[str, Any]) -> None:
-        #: Where reused word vectors are copied to; the build sets it.
-        self.spill: words.Spill | None = None
+        from search.writer import RowFile
+
         self.generation = generation
         self.manifest = manifest
         self.db = store.open_meta(generation)
         self.chunks = store.read_vectors(generation, store.CHUNKS)
         self.segments = store.read_vectors(generation, store.SEGMENTS)
-        self.words, self.owners = store.read_words(generation, manifest["counts"]["words"])
+        # Checked as a reader checks them, then read by position (a rebuild reads every reused row once: mapped,
+        # all of them would count in its resident memory).
+        rows = manifest["counts"]["words"]
+        word_codes, owners, self.codebook = store.read_words(generation, rows, manifest["model"]["dimension"])
+        self.words, self.owners = (
+            RowFile(
+                generation / name,
+                array.dtype,
+                array.shape[1] if array.ndim == 2 else None,
+                getattr(array, "offset", 0),
+                rows,
+            )
+            for name, array in ((store.WORDS, word_codes), (store.WORD_OWNERS, owners))
+        )
 
     def close(self) -> None:
         self.db.close()
+        self.words.close()
+        self.owners.close()
 
-    def note(self, rel: str) -> NoteData:
-        """An unchanged note's rows and vectors, as they are in the live index."""
+    def dropped(self) -> dict[str, list[str]]:
+        """The timestamps each note of the live index had ignored (by path)."""
+        return {
+            r["path"]: json.loads(r["dropped"]) for r in self.db.execute("SELECT path, dropped FROM notes")
+        }
+
+    def copy_note(self, rel: str, writer: Writer) -> NoteData:
+        """An unchanged note, numbered in the new generation, with its vectors as they are in the live index;
+        its rows are for the caller to write (`search.writer.Writer.add_rows`)."""
         n = self.db.execute("SELECT * FROM notes WHERE path = ?", (rel,)).fetchone()
         chunks = self.db.execute(
-            "SELECT c.*, f.body FROM chunks c JOIN chunks_fts f ON f.rowid = c.id WHERE c.note_id = ? "
-            "ORDER BY c.id",
+            "SELECT * FROM chunks WHERE note_id = ? ORDER BY id",
             (n["id"],),
         ).fetchall()
         segs = self.db.execute(
-            "SELECT text, times, link_time, line FROM segments WHERE note_id = ? ORDER BY id", (n["id"],)
+            "SELECT id, text, times, link_time, line FROM segments WHERE note_id = ? ORDER BY id", (n["id"],)
         ).fetchall()
+        first = segs[0]["id"] if segs else 0
+        # A chunk's text: its segments' (`search.chunks.Chunk.text`).
+        texts = [
+            " ".join(s["text"] for s in segs[c["seg_start"] - first : c["seg_end"] - first]) for c in chunks
+        ]
         data = NoteData(
             rel=rel,
             title=n["title"],
@@ -85,42 +114,84 @@ class Previous:
             sha256=n["sha256"],
             dropped=json.loads(n["dropped"]),
             chunks=[
-                (c["heading"], c["text"], c["line"], c["seg_end"] - c["seg_start"], c["key"], c["body"])
-                for c in chunks
+                (
+                    c["heading"],
+                    text,
+                    c["line"],
+                    c["seg_end"] - c["seg_start"],
+                    c["key"],
+                    chunking.stored_embed_text(n["title"], tuple(json.loads(c["heading"])), text),
+                )
+                for c, text in zip(chunks, texts, strict=True)
             ],
             segments=[(s["text"], s["times"], s["link_time"], s["line"]) for s in segs],
         )
         data.clear_vectors()
-        for c, row in enumerate(chunks):
-            self._fill_one(data, c, row)
+        writer.number(data)
+        first, first_seg = chunks[0]["id"], chunks[0]["seg_start"]
+        contiguous = all(
+            c["id"] == first + i
+            and c["seg_start"] == first_seg + (data.chunk_segments[i] - data.segment_start)
+            for i, c in enumerate(chunks)
+        )
+        if contiguous:  # as every build writes them: a note's vectors in two reads
+            writer.put_segments_of_note(
+                data,
+                _rows(self.chunks, first, len(chunks)),
+                _rows(self.segments, first_seg, len(segs)),
+                (first, first_seg),
+            )
+            for c, row in enumerate(chunks):
+                a, b = row["word_start"], row["word_end"]
+                writer.put_words(data, c, self._codes(a, b, writer), self.owners[a:b])
+        else:
+            for c, row in enumerate(chunks):
+                self._put_one(data, c, row, writer)
         return data
 
-    def reuse_chunks(self, notes: list[NoteData]) -> None:
-        """Give chunks whose key (text and segments) is in the live index that index's vectors."""
-        for data in notes:
-            keys = [c[4] for c in data.chunks]
-            found = {
-                r["key"]: r
-                for r in self.db.execute(
-                    "SELECT * FROM chunks WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(keys),)
-                )
-            }
-            data.clear_vectors()
-            for c, key in enumerate(keys):
-                if key in found:
-                    self._fill_one(data, c, found[key])
+    def reuse_chunks(self, data: NoteData, writer: Writer) -> None:
+        """Give the chunks of a numbered note whose key (text and segments) is in the live index that index's
+        vectors."""
+        keys = [c[4] for c in data.chunks]
+        found = {
+            r["key"]: r
+            for r in self.db.execute(
+                "SELECT * FROM chunks WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(keys),)
+            )
+        }
+        for c, key in enumerate(keys):
+            if key in found:
+                self._put_one(data, c, found[key], writer)
 
-    def _fill_one(self, data: NoteData, c: int, chunk: sqlite3.Row) -> None:
+    def _put_one(self, data: NoteData, c: int, chunk: sqlite3.Row, writer: Writer) -> None:
         """Chunk c of a note gets the vectors of the live index's chunk row ``chunk`` (same text)."""
-        import numpy as np
-
-        data.chunk_vectors[c] = self.chunks.reconstruct(chunk["id"])
-        data.segment_vectors[c] = self.segments.reconstruct_n(
-            chunk["seg_start"], chunk["seg_end"] - chunk["seg_start"]
+        a, b = chunk["word_start"], chunk["word_end"]
+        writer.put(
+            data,
+            c,
+            _rows(self.chunks, chunk["id"], 1)[0],
+            _rows(self.segments, chunk["seg_start"], chunk["seg_end"] - chunk["seg_start"]),
+            self._codes(a, b, writer),
+            self.owners[a:b],
+            (chunk["id"], chunk["seg_start"]),
         )
-        assert self.spill is not None
-        data.word_rows[c] = self.spill.add(self.words[chunk["word_start"] : chunk["word_end"]])
-        data.word_owners[c] = np.array(self.owners[chunk["word_start"] : chunk["word_end"]])
+
+    def _codes(self, a: int, b: int, writer: Writer) -> Any:
+        """Word rows ``a`` .. ``b`` of the live index, as codes of the new generation's codebook."""
+        codes = self.words[a:b]
+        if self.codebook.digest == writer.codebook.digest:
+            return codes
+        # The model's codebook was learnt again (its cache was cleared): coded anew, from the decoded words.
+        return writer.codebook.encode(self.codebook.decode(codes))
+
+
+def _rows(index: Any, first: int, count: int) -> Any:
+    """Vectors ``first`` .. ``first + count`` of a FAISS index, read by id (an IVF's direct map). Not reconstruct_n:
+    on an IVF it scans every list for the ids in range, so a rebuild copying every note took time quadratic in the
+    notes (7.9 of the 27.9 s of a one-note rebuild of 30 times the shared corpus)."""
+    import numpy as np
+
+    return index.reconstruct_batch(np.arange(first, first + count, dtype=np.int64))
 
 
 def _model_name(fingerprint: Any) -> str:

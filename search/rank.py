@@ -8,8 +8,8 @@ on the evaluation set: a rank throws away how much better the best candidate is.
 
 Second pass (the passages that lead). A sentence vector is too coarse to tell which sentence of a passage holds the
 answer. The leading passages are read word by word: the model's contextual vectors of their informative words
-(the title and heading line too), made by the build in the same pass as the passage's vector and stored as int8
-(`search.words`), so a question encodes only itself. Each segment scores by MaxSim: for each informative word of the
+(the title and heading line too), made by the build in the same pass as the passage's vector and stored
+product-quantised (`search.words`), so a question encodes only itself. Each segment scores by MaxSim: for each informative word of the
 question, its best cosine with a word of the segment or of its heading, averaged (late interaction, as ColBERT
 does). Added to that: the segment's own cosine and its predecessor's (the sentence before often names what this one
 is about).

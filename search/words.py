@@ -2,15 +2,17 @@
 
 A passage's words are encoded in the same pass of the model as its chunk vector, so each word vector carries the
 passage around it. Only informative words are kept (a question's stopwords are not compared either). They are
-stored as int8, each row scaled by its largest component: about 40 MB for 200 notes, read by memory map, so a
-question reads the rows of the ten passages it re-reads and nothing else.
+stored product-quantised (`Codebook`): a word vector is cut into parts of 8 dimensions, and each part stored as the
+number (one byte) of the nearest of 256 centroids learnt for that part. 48 bytes a word for a 384-dimension model
+(2.3 KB a passage; as int8 rows it was 384 bytes, 18 KB a passage). The codebook is the model's, learnt once from
+the bundled sample notes' words (`search.word_codebook`), and every index keeps a copy of the one that coded it.
+The codes are read by memory map, so a question decodes the rows of the ten passages it re-reads and nothing else.
 """
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-from typing import TYPE_CHECKING
+import hashlib
+from typing import TYPE_CHECKING, Any
 
 from search import rank
 
@@ -46,6 +48,107 @@ def passage_words(text: str, segments: list[tuple[int, int]]) -> tuple[list[tupl
     return spans, owners
 
 
+#: Dimensions of a part of a word vector (the smallest divisor of the model's dimension from this up): a part is one
+#: byte. scripts/word_codecs.py, the shared corpus's 103k words, dev questions of the four sets against int8 rows in
+#: the same run: see the table in the README (8 dimensions a part, 48 bytes a word: no loss over 0.005 MRR@10 on any
+#: set; 12 dimensions, 32 bytes, lost more).
+PART_WIDTH = 8
+#: Centroids a part (one byte).
+CENTROIDS = 256
+#: k-means iterations a part (faiss's default).
+NITER = 25
+#: How word vectors are stored, recorded in the manifest (another recipe is another index format: a build redoes
+#: every word of it).
+RECIPE = f"product-quantised, parts of {PART_WIDTH} dimensions, {CENTROIDS} centroids"
+
+
+def part_width(dimension: int) -> int:
+    """The dimensions of a part for a model of this dimension (it divides the dimension)."""
+    return next(w for w in range(min(PART_WIDTH, dimension), dimension + 1) if dimension % w == 0)
+
+
+class Codebook:
+    """Product quantisation of unit word vectors: ``centroids`` (parts, CENTROIDS, dimensions a part). A word is
+    stored as one byte a part, the number of that part's nearest centroid (`encode`), and read as the centroids of
+    its parts, made unit length (`decode`)."""
+
+    def __init__(self, centroids: np.ndarray) -> None:
+        import numpy as np
+
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self.parts, self.size, self.width = self.centroids.shape
+        self.dimension = self.parts * self.width
+        #: Names this codebook: a build copies an unchanged passage's codes only from an index coded with it.
+        self.digest = hashlib.sha256(self.centroids.tobytes()).hexdigest()[:16]
+        self._parts = np.arange(self.parts)
+        self._quantizer: Any = None  # made by the first `encode` (a question only decodes)
+
+    @classmethod
+    def learn(cls, sample: np.ndarray) -> Codebook:
+        """The codebook of some unit vectors (word vectors of sample notes)."""
+        import faiss
+        import numpy as np
+
+        data = np.ascontiguousarray(sample, dtype=np.float32)
+        if len(data) < CENTROIDS:  # very few words (a model with no word vectors has none): repeated to fill
+            filler = data if len(data) else np.zeros((1, data.shape[1]), dtype=np.float32)
+            data = np.ascontiguousarray(np.resize(filler, (CENTROIDS, data.shape[1])), dtype=np.float32)
+        dimension = data.shape[1]
+        pq = faiss.ProductQuantizer(dimension, dimension // part_width(dimension), 8)
+        pq.cp.niter = NITER
+        pq.cp.min_points_per_centroid = 1  # the sample notes give about 23 words a centroid: no warning
+        # One thread: on this 2-core machine, shared, faiss's OpenMP threads took 20 s where one thread took 5.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            pq.train(data)
+        finally:
+            faiss.omp_set_num_threads(threads)
+        return cls(faiss.vector_to_array(pq.centroids).reshape(pq.M, CENTROIDS, -1))
+
+    def encode(self, rows: np.ndarray) -> np.ndarray:
+        """Codes (uint8, one column a part) of word vectors: int8 rows (as `search.embed` makes them) or float."""
+        import faiss
+        import numpy as np
+
+        vectors = from_int8(rows) if rows.dtype == np.int8 else np.ascontiguousarray(rows, dtype=np.float32)
+        if not len(vectors):
+            return np.zeros((0, self.parts), dtype=np.uint8)
+        # faiss on one thread: the build's encoding threads call this for each passage (47 words), and OpenMP's
+        # threads spin on a loaded machine (6-28 ms a passage on two, 0.9 ms on one; numpy took 1.6-2.2 ms). The
+        # setting is the calling thread's own (OpenMP keeps one per thread), and restored.
+        if self._quantizer is None:
+            self._quantizer = _quantizer(self.centroids)  # two threads may both make one: the same
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            codes: np.ndarray = self._quantizer.compute_codes(vectors)
+        finally:
+            faiss.omp_set_num_threads(threads)
+        return codes.reshape(len(vectors), self.parts)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Codes back as unit float32 vectors (cosine with the original 0.83 on average for MiniLM's words of the
+        shared corpus)."""
+        import numpy as np
+
+        rows = self.centroids[self._parts, np.asarray(codes, dtype=np.intp)]
+        vectors = rows.reshape(len(codes), self.dimension)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        out: np.ndarray = vectors / np.clip(norms, 1e-12, None)
+        return out
+
+
+def _quantizer(centroids: np.ndarray) -> Any:
+    """faiss's product quantizer with these centroids (it finds each part's nearest centroid)."""
+    import faiss
+
+    parts, size, width = centroids.shape
+    pq = faiss.ProductQuantizer(parts * width, parts, size.bit_length() - 1)
+    faiss.copy_array_to_vector(centroids.ravel(), pq.centroids)
+    return pq
+
+
 def to_int8(vectors: np.ndarray) -> np.ndarray:
     """Rows of unit vectors as int8, each scaled so its largest component is ±127 (the scale is not kept: a row
     is made unit length again when read)."""
@@ -65,45 +168,3 @@ def from_int8(rows: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     out: np.ndarray = vectors / np.clip(norms, 1e-12, None)
     return out
-
-
-class Spill:
-    """The word vectors a build makes or reuses, kept in a file until the index is written rather than in memory:
-    they are about 50 times the size of the passage vectors (40 MB for 200 notes, gigabytes for tens of
-    thousands), so a build's memory stays bounded however many notes it reads."""
-
-    def __init__(self, path: Path, dimension: int) -> None:
-        self.path = path
-        self.dimension = dimension
-        self.rows = 0
-        self._file = path.open("wb")
-        self._lock = threading.Lock()  # the build's encoding threads add rows
-
-    def add(self, vectors: np.ndarray) -> tuple[int, int]:
-        """Append int8 rows; gives where they are: (first row, count)."""
-        import numpy as np
-
-        data = np.ascontiguousarray(vectors, dtype=np.int8)
-        with self._lock:
-            start = self.rows
-            self._file.write(data.data)
-            self.rows += len(data)
-        return start, len(data)
-
-    def view(self) -> np.ndarray:
-        """Every row written so far, memory-mapped (read-only)."""
-        import numpy as np
-
-        self._file.flush()
-        if self.rows == 0:
-            return np.zeros((0, self.dimension), dtype=np.int8)
-        return np.memmap(self.path, dtype=np.int8, mode="r", shape=(self.rows, self.dimension))
-
-    def close(self) -> None:
-        """Close and delete the file."""
-        try:
-            self._file.close()
-        except OSError:
-            pass  # flushing the last rows failed (a full disk): they are not needed, and the build's error says it
-        finally:
-            self.path.unlink(missing_ok=True)

@@ -65,6 +65,8 @@ def _answers(index: Path, **filters: Any) -> list[str]:
 def test_an_ivf_index_probing_every_list_answers_as_the_exact_one(
     sample_index: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    import faiss
+
     notes = tmp_path / "notes"
     shutil.copytree(SAMPLE_NOTES, notes)
     index = tmp_path / "index"
@@ -95,8 +97,23 @@ def test_an_ivf_index_probing_every_list_answers_as_the_exact_one(
         + f'\n{sentence} <a class="yt-timestamp" data-t="00:14:05">[00:14:05]</a>.\n',
         encoding="utf-8",
     )
+    before = {
+        name: store.read_vectors(store.current_generation(index), name)
+        for name in (store.CHUNKS, store.SEGMENTS)
+    }
     report = build_index(notes, index)
     assert report.embedded_chunks <= 2 and report.chunks > 100
+    # It keeps the IVFs' lists (not learnt again), and every vector is in the list of its nearest centroid, as
+    # adding them all to those lists would put it.
+    gen = store.current_generation(index)
+    for name, old in before.items():
+        new = store.read_vectors(gen, name)
+        centroids = new.quantizer.reconstruct_n(0, new.nlist)
+        assert np.array_equal(centroids, old.quantizer.reconstruct_n(0, old.nlist)), name
+        vectors = new.reconstruct_n(0, new.ntotal)
+        lists = faiss.vector_to_array(new.direct_map.array) >> 32
+        nearest = np.argmax(vectors @ centroids.T, axis=1)
+        assert np.array_equal(lists, nearest), name
     idx = open_index(index)
     try:
         located = idx.locate(sentence)

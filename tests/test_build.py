@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from conftest import SAMPLE_NOTES, run_cli, spawned_children
-from search import store
+from search import store, word_codebook
+from search import words as word_vectors
 
 GOOD = next(SAMPLE_NOTES.glob("stanford/*.md"))
 
@@ -134,6 +136,7 @@ def test_rebuilds_redo_only_what_changed(tmp_path: Path) -> None:
     index = tmp_path / "index"
     run_cli("build", str(notes), index=index, check=True)
     first = fingerprint(index)
+    before = coded_words(index)
     total = len(list(notes.rglob("*.md")))
 
     proc = run_cli("build", str(notes), index=index, check=True)
@@ -165,6 +168,12 @@ def test_rebuilds_redo_only_what_changed(tmp_path: Path) -> None:
     )["results"]
     assert all("rickastley" not in h["note"] for h in hits)
 
+    # An unchanged passage's words are its codes copied, coded with the same (the model's) codebook.
+    after = coded_words(index)
+    assert after["codebook"] == before["codebook"]
+    kept = [key for key in after["rows"] if key in before["rows"]]
+    assert len(kept) > 100 and all(after["rows"][key] == before["rows"][key] for key in kept)
+
     # The reused vectors (passages, sentences, words) are the ones a full rebuild computes (a text's vectors
     # depend on that text only).
     incremental = open_vectors(index)
@@ -173,9 +182,61 @@ def test_rebuilds_redo_only_what_changed(tmp_path: Path) -> None:
     for name in store.CHUNKS, store.SEGMENTS, store.WORD_OWNERS:
         assert incremental[name].shape == rebuilt[name].shape, name
         assert float(np.abs(incremental[name] - rebuilt[name]).max()) < 1e-5, name
-    # int8 words: an unchanged passage's rows are copied; a rounding step apart at most.
+    # Words: the same codes, but for a part whose int8 rounding fell the other side of two centroids.
     assert incremental[store.WORDS].shape == rebuilt[store.WORDS].shape
-    assert int(np.abs(incremental[store.WORDS] - rebuilt[store.WORDS]).max()) <= 1
+    assert float((incremental[store.WORDS] == rebuilt[store.WORDS]).mean()) > 0.99
+
+
+def test_an_index_coded_with_another_codebook_has_its_reused_words_coded_again(tmp_path: Path) -> None:
+    # The model's codebook is learnt again when its cache is cleared, maybe to other centroids: a build that reuses
+    # passages of an index coded with the old one decodes their words and codes them with the new one.
+    notes = tmp_path / "notes"
+    shutil.copytree(SAMPLE_NOTES / "ted", notes)
+    index = tmp_path / "index"
+    run_cli("build", str(notes), index=index, check=True)
+    gen = store.current_generation(index)
+    manifest = store.read_manifest(gen)
+    codes, _, model_book = store.read_words(gen, manifest["counts"]["words"], manifest["model"]["dimension"])
+    before = coded_words(index)["rows"]
+    # The same centroids, numbered the other way round: another codebook, decoding the same words.
+    other = word_vectors.Codebook(model_book.centroids[:, ::-1].copy())
+    renumbered = word_vectors.CENTROIDS - 1 - np.asarray(codes, dtype=np.int64)
+    np.save(gen / store.WORDS, renumbered.astype(np.uint8))
+    word_codebook.save(gen / word_codebook.FILE, other)
+    manifest["word_codebook"] = other.digest
+    (gen / store.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+
+    edited = next(notes.glob("*procrastinator*.md"))
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more line [00:14:05].\n", encoding="utf-8")
+    proc = run_cli("build", str(notes), index=index, check=True)
+    assert "reused)" in proc.stderr.strip().splitlines()[-1]
+    gen = store.current_generation(index)
+    manifest = store.read_manifest(gen)
+    assert manifest["word_codebook"] == model_book.digest
+    _, _, book = store.read_words(gen, manifest["counts"]["words"], manifest["model"]["dimension"])
+    assert book.digest == model_book.digest
+    # The reused passages' words are their first codes again (the old codebook decodes them to the centroids they
+    # were coded to: the same but for a part whose rounding fell the other side), and carry the new digest.
+    after = coded_words(index)["rows"]
+    kept = [key for key in after if key in before]
+    assert len(kept) > 10
+    agree = np.mean(
+        [np.mean(np.frombuffer(after[k], np.uint8) == np.frombuffer(before[k], np.uint8)) for k in kept]
+    )
+    assert agree > 0.99, agree
+
+
+def coded_words(index: Path) -> dict[str, Any]:
+    """The live generation's codebook digest and each passage's word codes (bytes), by the passage's key."""
+    gen = store.current_generation(index)
+    manifest = store.read_manifest(gen)
+    codes, _, codebook = store.read_words(gen, manifest["counts"]["words"], manifest["model"]["dimension"])
+    db = store.open_meta(gen)
+    rows = {
+        key: codes[a:b].tobytes() for key, a, b in db.execute("SELECT key, word_start, word_end FROM chunks")
+    }
+    db.close()
+    return {"codebook": codebook.digest, "rows": rows}
 
 
 def open_vectors(index: Path) -> dict[str, np.ndarray]:
@@ -187,9 +248,13 @@ def open_vectors(index: Path) -> dict[str, np.ndarray]:
         flat = faiss.read_index(str(gen / name))
         out[name] = np.asarray(flat.reconstruct_n(0, flat.ntotal))
     words = json.loads((gen / store.MANIFEST).read_text())["counts"]["words"]
-    vectors, owners = store.read_words(gen, words)
-    out[store.WORDS] = np.asarray(vectors, dtype=np.int32)
-    out[store.WORD_OWNERS] = np.asarray(owners, dtype=np.int32)
+    vectors, owners, _ = store.read_words(gen, words, 384)
+    # A build appends word codes as its threads encode them: gathered in chunk order to be compared.
+    db = store.open_meta(gen)
+    ranges = [(r["word_start"], r["word_end"]) for r in db.execute("SELECT * FROM chunks ORDER BY id")]
+    db.close()
+    out[store.WORDS] = np.concatenate([np.asarray(vectors[a:b], dtype=np.int32) for a, b in ranges])
+    out[store.WORD_OWNERS] = np.concatenate([np.asarray(owners[a:b], dtype=np.int32) for a, b in ranges])
     return out
 
 

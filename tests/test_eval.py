@@ -29,7 +29,10 @@ EVERY = 8
 #: Measured on this slice (59 questions from 58 notes: 44 ask, 15 locate) when the floors were set: hybrid ask
 #: hit@1 0.773 (34/44), hit@5 0.955 (42/44), MRR@10 0.843; locate hit@1 0.933 (14/15). Each floor allows about one
 #: question less (CPUs may round a cosine differently). The best single method, dense-segments: ask MRR@10 0.747.
-FLOORS = {"ask": {"hit@1": 0.74, "hit@5": 0.93, "MRR@10": 0.82}, "locate": {"hit@1": 0.86}}
+#: Since the word vectors are product-quantised (issue 15): ask hit@1 0.727 (32/44), hit@5 0.955, MRR@10 0.830,
+#: locate 0.933, dense-segments 0.737 (two top answers of this slice moved to second place; over the whole set's
+#: 254 dev questions, one: see the README's Index size), and the ask floors moved down with them by the same rule.
+FLOORS = {"ask": {"hit@1": 0.70, "hit@5": 0.93, "MRR@10": 0.81}, "locate": {"hit@1": 0.86}}
 
 
 def _harness() -> ModuleType:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from search.chunks import pack
+from search.chunks import embed_text, pack, stored_embed_text
 from search.errors import NoteError
 from search.notes import MAX_NOTE_BYTES, find_notes, read_note
 from search.segments import ParsedNote, Segment, parse_note
@@ -533,3 +533,16 @@ def test_pack_of_a_note_without_segments(tmp_path: Path) -> None:
     parsed = parse_body(tmp_path, "## Empty heading\n")
     assert parsed.segments == []
     assert pack(parsed, words) == []
+
+
+def test_a_stored_chunk_gives_back_its_embedded_text(tmp_path: Path) -> None:
+    # The index keeps no copy of a chunk's embedded text (its full-text tables are contentless): a build reusing
+    # an unchanged note makes it again from the note's title and the chunk's heading and text.
+    body = "# Part\n\n## Détail\n\n[00:01] First idea here.\n[00:05] Second one, naïve.\n\n# Next\n\n[00:09] Third.\n"
+    path = tmp_path / "n.md"
+    path.write_text(HEADER + body, encoding="utf-8")
+    note = read_note(path, tmp_path)
+    packed = pack(parse_note(note), lambda text: len(text.split()))
+    assert len(packed) == 2
+    for chunk in packed:
+        assert stored_embed_text(note.title, chunk.heading, chunk.text) == embed_text(note.title, chunk)

@@ -287,6 +287,7 @@ def test_a_dense_module_is_encoded_with_sentence_transformers(
     """A model with a Dense module after pooling has no torch-free export: the build says so in one line, encodes
     with sentence-transformers, records it; ask answers with it, with no flag; the index's vectors are
     sentence-transformers' own."""
+    from search import chunks as chunking
     from search import embed, store, torch_encoder
     from search.model_folder import read
     from search.retrieve import open_index
@@ -320,7 +321,21 @@ def test_a_dense_module_is_encoded_with_sentence_transformers(
     reference = SentenceTransformer(str(dense_model), device="cpu", local_files_only=True)
     generation = store.current_generation(index)
     db = store.open_meta(generation)
-    texts = [r[0] for r in db.execute("SELECT body FROM chunks_fts ORDER BY rowid")]
+    # The embedded texts, as a build makes them again (the index keeps no copy: its FTS5 tables are contentless).
+    rows = db.execute(
+        "SELECT c.id, c.heading, n.title FROM chunks c JOIN notes n ON n.id = c.note_id ORDER BY c.id"
+    ).fetchall()
+    texts = [
+        chunking.stored_embed_text(
+            r["title"],
+            tuple(json.loads(r["heading"])),
+            " ".join(
+                t
+                for (t,) in db.execute("SELECT text FROM segments WHERE chunk_id = ? ORDER BY id", (r["id"],))
+            ),
+        )
+        for r in rows
+    ]
     db.close()
     stored = store.read_vectors(generation, store.CHUNKS)
     stored = stored.reconstruct_n(0, stored.ntotal)

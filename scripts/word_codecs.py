@@ -69,12 +69,9 @@ def index_words(idx: Any) -> np.ndarray:
                 (row["seg_start"], row["seg_end"]),
             )
         ]
-        text = chunking.describe(row["title"], tuple(json.loads(row["heading"]))) + "\n"
-        where = []
-        for n, part in enumerate(parts):
-            text += " " if n else ""
-            where.append((len(text), len(text) + len(part)))
-            text += part
+        text, where = chunking.stored_embed_text_and_spans(
+            row["title"], tuple(json.loads(row["heading"])), parts
+        )
         texts.append(text)
         spans.append(where)
     encoder = embed.load_document_encoder(model=model_folder.chosen(Path(idx.manifest["model_path"])))

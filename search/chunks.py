@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from search.segments import ParsedNote, Segment
@@ -47,13 +47,20 @@ def stored_embed_text(title: str, heading: tuple[str, ...], text: str) -> str:
 
 def embed_text_and_spans(title: str, chunk: Chunk) -> tuple[str, list[tuple[int, int]]]:
     """The chunk's embedded text, and where each segment's text stands in it (start, end)."""
-    text = describe(title, chunk.heading) + "\n"
+    return stored_embed_text_and_spans(title, chunk.heading, [seg.text for seg in chunk.segments])
+
+
+def stored_embed_text_and_spans(
+    title: str, heading: tuple[str, ...], parts: Sequence[str]
+) -> tuple[str, list[tuple[int, int]]]:
+    """`embed_text_and_spans` of a stored chunk, from its note's title, its heading and its segments' texts."""
+    text = describe(title, heading) + "\n"
     spans = []
-    for n, seg in enumerate(chunk.segments):
+    for n, part in enumerate(parts):
         if n:
             text += " "
-        spans.append((len(text), len(text) + len(seg.text)))
-        text += seg.text
+        spans.append((len(text), len(text) + len(part)))
+        text += part
     return text, spans
 
 

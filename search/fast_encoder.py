@@ -15,6 +15,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from search import pooling
+
 MAX_SEQ_LENGTH = 256
 
 
@@ -132,20 +134,10 @@ class OnnxEncoder:
             for row, i in enumerate(idx):
                 if not spans[i]:
                     continue
-                # Real tokens (not [CLS], [SEP] or padding) in text order; those inside a span are consecutive, so
-                # each span's mean is a difference of running sums.
-                offsets = np.asarray(encs[row].offsets, dtype=np.int64)
-                real = np.flatnonzero((mask[row] > 0) & (offsets[:, 1] > offsets[:, 0]))
-                starts, ends = offsets[real, 0], offsets[real, 1]
-                wanted = np.asarray(spans[i], dtype=np.int64).reshape(-1, 2) + len(self.prompt)
-                first = np.searchsorted(starts, wanted[:, 0], side="left")
-                last = np.searchsorted(ends, wanted[:, 1], side="right")
-                counts = last - first
-                sums = np.zeros((len(real) + 1, hidden.shape[-1]), dtype=np.float64)
-                np.cumsum(hidden[row][real], axis=0, out=sums[1:])
-                inside = counts > 0
-                means = (sums[last[inside]] - sums[first[inside]]) / counts[inside, None]
-                span_out[i][inside] = _normalise(means.astype(np.float32))
+                means, inside = pooling.span_means(
+                    np.asarray(encs[row].offsets), mask[row], hidden[row], spans[i], len(self.prompt)
+                )
+                span_out[i][inside] = _normalise(means)
                 cut = np.flatnonzero(~inside)
                 if keep is not None:
                     span_out[i][cut[cut >= keep[i]]] = 0.0
@@ -172,7 +164,4 @@ def _mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return summed
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    result: np.ndarray = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
-    return result
+_normalise = pooling.unit

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from search import embed
+from search import embed, pooling
 from search.errors import YtnotesError
 from search.model_folder import Model
 
@@ -31,47 +31,29 @@ if TYPE_CHECKING:
 BATCH_SIZE = 32
 
 
-class TorchEncoder:
-    """sentence-transformers on torch, fp32: unit vectors for texts, with a prompt put before each."""
+class TorchEncoder(embed.SentenceTransformerEncoder):
+    """sentence-transformers on torch, fp32: unit vectors for texts, with a prompt put before each (the reference
+    encoder, loading a model folder it may not know with a one-line error)."""
 
     #: Documents are batched (see `search.embed.encode_chunks`).
     document_batch = BATCH_SIZE
 
     def __init__(self, model: Model, prompt: str = "") -> None:
-        embed.offline()
-        from sentence_transformers import SentenceTransformer
-
-        self.spec = model
-        self.prompt = prompt
         try:
-            self.model = SentenceTransformer(str(model.path), device="cpu", local_files_only=True)
+            super().__init__(model, prompt)
         except Exception as exc:  # transformers raises its own types for an architecture it does not know
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise YtnotesError(
                 f"sentence-transformers cannot load the model {model.path} either ({type(exc).__name__}: {first}); "
                 "is it a complete sentence-transformers model folder?"
             ) from None
-        self.model.max_seq_length = model.max_seq_length
         self.model.eval()
-        self.dim = model.dimension
 
     def encode(self, texts: list[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         """An ``(n, dim)`` float32 array of unit vectors, as `SentenceTransformer.encode` gives them."""
-        import numpy as np
-
         if isinstance(texts, str):
             raise TypeError("encode() takes a list of strings, not a string")
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            prompt=self.prompt or None,
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return super().encode(texts, batch_size)
 
 
 class TorchSpanEncoder(TorchEncoder):
@@ -115,21 +97,10 @@ class TorchSpanEncoder(TorchEncoder):
             for row, i in enumerate(idx):
                 if not spans[i]:
                     continue
-                # Real tokens (not special tokens or padding, on whichever side) in text order; those inside a span
-                # are consecutive, so each span's mean is a difference of running sums.
-                offsets = offset_mapping[row].astype(np.int64)
-                real = np.flatnonzero((mask[row] > 0) & (offsets[:, 1] > offsets[:, 0]))
-                starts, ends = offsets[real, 0], offsets[real, 1]
-                wanted = np.asarray(spans[i], dtype=np.int64).reshape(-1, 2) + len(self.prompt)
-                first = np.searchsorted(starts, wanted[:, 0], side="left")
-                last = np.searchsorted(ends, wanted[:, 1], side="right")
-                counts = last - first
-                sums = np.zeros((len(real) + 1, tokens.shape[-1]), dtype=np.float64)
-                np.cumsum(tokens[row][real], axis=0, out=sums[1:])
-                inside = counts > 0
-                means.append(
-                    ((sums[last[inside]] - sums[first[inside]]) / counts[inside, None]).astype(np.float32)
+                found_means, inside = pooling.span_means(
+                    offset_mapping[row], mask[row], tokens[row], spans[i], len(self.prompt)
                 )
+                means.append(found_means)
                 where.append((i, inside))
                 cut = np.flatnonzero(~inside)
                 if keep is not None:
@@ -169,9 +140,4 @@ def load(model: Model, prompt: str = "") -> embed.Encoder:
     return TorchEncoder(model, prompt)
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    result: np.ndarray = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
-    return result
+_unit = pooling.unit

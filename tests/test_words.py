@@ -108,12 +108,9 @@ def test_stored_word_vectors_are_the_models_words_in_their_passage(sample_index:
             )
         ]
         # The passage as the build embedded it: title and heading path, then its segments.
-        text = chunking.describe(row["title"], tuple(json.loads(row["heading"]))) + "\n"
-        seg_spans = []
-        for n, part in enumerate(parts):
-            text += " " if n else ""
-            seg_spans.append((len(text), len(text) + len(part)))
-            text += part
+        text, seg_spans = chunking.stored_embed_text_and_spans(
+            row["title"], tuple(json.loads(row["heading"])), parts
+        )
         spans, own = words.passage_words(text, seg_spans)
         assert row["word_end"] - row["word_start"] == len(spans)
         assert owners[row["word_start"] : row["word_end"]].tolist() == own
@@ -154,12 +151,9 @@ def test_the_second_pass_scores_as_with_unquantised_words(sample_index: Path) ->
                 (row["seg_start"], row["seg_end"]),
             )
         ]
-        text = chunking.describe(row["title"], tuple(json.loads(row["heading"]))) + "\n"
-        where = []
-        for n, part in enumerate(parts):
-            text += " " if n else ""
-            where.append((len(text), len(text) + len(part)))
-            text += part
+        text, where = chunking.stored_embed_text_and_spans(
+            row["title"], tuple(json.loads(row["heading"])), parts
+        )
         texts.append(text)
         spans.append(where)
     encoder = embed.load_document_encoder()

@@ -58,7 +58,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from bench import live  # noqa: E402
 
-from search import store, word_codebook  # noqa: E402
+from search import lexicon, store, word_codebook  # noqa: E402
 
 YTNOTES = [sys.executable, "-m", "search"]
 QUESTIONS = REPO / "scripts" / "eval" / "questions.jsonl"
@@ -274,7 +274,7 @@ class Figures:
 def sizes(index: Path, model: Path) -> dict[str, int]:
     """Bytes of the live generation by part, and of the exported model."""
     gen = live(index)
-    parts = {"FAISS": 0, "SQLite": 0, "word vectors": 0, "manifest": 0, "other": 0}
+    parts = {"FAISS": 0, "SQLite": 0, "word vectors": 0, "BM25 postings": 0, "manifest": 0, "other": 0}
     for path in gen.iterdir():
         if not path.is_file():
             continue
@@ -286,6 +286,8 @@ def sizes(index: Path, model: Path) -> dict[str, int]:
             if name.startswith(store.META)
             else "word vectors"
             if name in (store.WORDS, store.WORD_OWNERS, word_codebook.FILE)
+            else "BM25 postings"
+            if name.startswith(lexicon.TABLES) and name.endswith(".npy")
             else "manifest"
             if name == store.MANIFEST
             else "other"
@@ -325,7 +327,7 @@ def measure(
 
     parts = sizes(index, model)
     gen_bytes = sum(b for p, b in parts.items() if p != "model")
-    for part in ("FAISS", "SQLite", "word vectors", "manifest"):
+    for part in ("FAISS", "SQLite", "word vectors", "BM25 postings", "manifest"):
         v[f"size {part}, MB"] = parts[part] / 1e6
     v["size generation, MB"] = gen_bytes / 1e6
     v["size model, MB"] = parts["model"] / 1e6
@@ -333,6 +335,7 @@ def measure(
     v["bytes/chunk, FAISS"] = parts["FAISS"] / counts["chunks"]
     v["bytes/chunk, word vectors"] = parts["word vectors"] / counts["chunks"]
     v["bytes/chunk, SQLite"] = parts["SQLite"] / counts["chunks"]
+    v["bytes/chunk, BM25 postings"] = parts["BM25 postings"] / counts["chunks"]
 
     v["load before info/ask"] = load()
     say(f"{factor}x: info and cold ask")
@@ -403,12 +406,14 @@ ROWS: list[tuple[str, str]] = [
     ("size FAISS, MB", "{:.1f}"),
     ("size SQLite, MB", "{:.1f}"),
     ("size word vectors, MB", "{:.1f}"),
+    ("size BM25 postings, MB", "{:.1f}"),
     ("size manifest, MB", "{:.2f}"),
     ("size generation, MB", "{:.1f}"),
     ("size model, MB", "{:.1f}"),
     ("bytes/chunk, FAISS", "{:.0f}"),
     ("bytes/chunk, word vectors", "{:.0f}"),
     ("bytes/chunk, SQLite", "{:.0f}"),
+    ("bytes/chunk, BM25 postings", "{:.0f}"),
     ("bytes/chunk, all but FAISS", "{:.0f}"),
     ("info median, s", "{:.3f}"),
     ("cold ask median, s", "{:.3f}"),

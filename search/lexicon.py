@@ -8,8 +8,11 @@ each row's length in tokens. A question's words are tokenized by an in-memory FT
 and scored with FTS5's formula (`bm25`, in the same order of operations, so the same floating-point scores) by a
 few numpy operations over the postings of its terms.
 
-A question word that FTS5 reads as a phrase of several tokens (``OP_RETURN``: "op" then "return") is left to
-FTS5 itself (`search` gives None), as is an index built before the postings were written.
+The FTS5 tables are needed only to tokenize and count: the build drops them once their postings are written
+(they were 450 B a passage of the index). A question word that FTS5 reads as a phrase of several tokens
+(``OP_RETURN``: "op" then "return"; 2 of the 746 evaluation questions have one) matches the rows holding all its
+tokens, as often as its rarest token occurs there: the postings keep no positions, so "return ... op" in one
+passage counts too, where FTS5 wanted them side by side.
 """
 
 from __future__ import annotations
@@ -116,14 +119,17 @@ class Lexicon:
         self._ids: dict[tuple[str, str], int | None] = {}  # (table, term): its id, None if not in the table
 
     @classmethod
-    def of(cls, gen: Path, db: sqlite3.Connection, manifest: dict[str, Any]) -> Lexicon | None:
-        """The generation's lexicon; None when it was built without one, or its files are gone (the generation
-        swapped out meanwhile): FTS5 answers alone then, with the same scores."""
+    def of(cls, gen: Path, db: sqlite3.Connection, manifest: dict[str, Any]) -> Lexicon:
+        """The generation's lexicon. IndexUnusableError when its record or a file is missing or damaged (a file
+        gone as the generation was swapped out: `search.retrieve.open_index` then opens the live one)."""
         import numpy as np
+
+        # Imported here: search.store imports (through search.words) a module that imports this one.
+        from search.store import REBUILD_HINT
 
         record = manifest.get("lexicon")
         if not isinstance(record, dict):
-            return None
+            raise IndexUnusableError(f"the manifest in {gen} records no BM25 postings; {REBUILD_HINT}")
         tables: dict[str, _Postings] = {}
         for table in TABLES:
             parts = {}
@@ -133,11 +139,8 @@ class Lexicon:
                     # A plain array over the memory map: slicing a np.memmap costs a Python call a slice.
                     parts[part] = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
                 except FileNotFoundError:
-                    return None
+                    raise IndexUnusableError(f"{path} is missing; {REBUILD_HINT}") from None
                 except (OSError, ValueError) as exc:
-                    # Imported here: search.store imports (through search.words) a module that imports this one.
-                    from search.store import REBUILD_HINT
-
                     raise IndexUnusableError(
                         f"{path} is damaged ({str(exc)[:120]}); {REBUILD_HINT}"
                     ) from None
@@ -152,30 +155,29 @@ class Lexicon:
     def search(
         self, table: str, phrases: list[list[str]], limit: int | None, allowed: Sequence[int] | None = None
     ) -> list[tuple[int, float]]:
-        """`search.rank.lexical`'s answer from the postings, for a question already tokenized into single-token
-        phrases (`phrases`): (row id, -bm25) of the best ``limit`` matching rows among ``allowed``, best first
-        (ties by row id); with no ``limit``, every allowed match, in no order."""
+        """FTS5's bm25() over the postings, for a question tokenized into phrases (`Tokenizer.phrases`): (row id,
+        -bm25) of the best ``limit`` matching rows among ``allowed``, best first (ties by row id); with no
+        ``limit``, every allowed match, in no order. A phrase of one token scores as FTS5 scores it; one of several
+        as described in the module's docstring."""
         import numpy as np
 
         p = self._postings(table)
-        terms = [ph[0] for ph in phrases if ph]
-        if not terms or not p.n_rows:
+        phrases = [ph for ph in phrases if ph]
+        if not phrases or not p.n_rows:
             return []
-        ids = self._term_ids(table, terms)
+        ids = self._term_ids(table, [t for ph in phrases for t in ph])
         wanted = None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
         found_rows: list[np.ndarray] = []
         weights: list[np.ndarray] = []
-        for term in terms:  # one phrase after another, as FTS5 adds them up
-            t = ids.get(term)
-            if t is None:
+        for phrase in phrases:  # one phrase after another, as FTS5 adds them up
+            held = self._holding(p, [ids.get(t) for t in phrase])
+            if held is None:
                 continue
-            a, b = int(p.starts[t]), int(p.starts[t + 1])
-            hits = b - a
+            rows, counts = held
+            hits = len(rows)
             idf = math.log((p.n_rows - hits + 0.5) / (hits + 0.5))
             if idf <= 0.0:
                 idf = 1e-6
-            rows = p.rows[a:b]
-            counts = p.counts[a:b]
             if wanted is not None:
                 # The term's rows are in order: find the allowed ones without reading the others.
                 at = np.searchsorted(rows, wanted)
@@ -206,6 +208,26 @@ class Lexicon:
             order = np.lexsort((unique, -scores))[:limit]
             unique, scores = unique[order], scores[order]
         return list(zip(unique.tolist(), scores.tolist(), strict=True))
+
+    @staticmethod
+    def _holding(p: _Postings, term_ids: list[int | None]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The rows holding every one of some terms (in order) and the fewest times one of them occurs in each;
+        None when a term is in no row."""
+        import numpy as np
+
+        if not term_ids or any(t is None for t in term_ids):
+            return None
+        rows = counts = None
+        for t in term_ids:
+            assert t is not None
+            a, b = int(p.starts[t]), int(p.starts[t + 1])
+            if rows is None or counts is None:
+                rows, counts = p.rows[a:b], p.counts[a:b]
+                continue
+            rows, mine, theirs = np.intersect1d(rows, p.rows[a:b], assume_unique=True, return_indices=True)
+            counts = np.minimum(counts[mine], p.counts[a:b][theirs])
+        assert rows is not None and counts is not None
+        return (rows, counts) if len(rows) else None
 
     def _term_ids(self, table: str, terms: list[str]) -> dict[str, int | None]:
         """The ids of some terms in a table (None: not in it), each looked up once by this process."""

@@ -19,9 +19,7 @@ All weights were chosen on the dev split of scripts/eval/questions.jsonl (script
 
 from __future__ import annotations
 
-import json
 import re
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -265,47 +263,16 @@ def query_words(text: str) -> list[str]:
     return words
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 query matching any of the text's informative words (each quoted, so no operator leaks in)."""
+def lexical(
+    postings: Lexicon, table: str, text: str, limit: int | None, allowed: Sequence[int] | None = None
+) -> list[tuple[int, float]]:
+    """(rowid, bm25 score, higher is better) of the rows of an FTS5 table (now its postings, `search.lexicon`)
+    that best match any of the text's informative words, best first; with no ``limit``, every match among
+    ``allowed``, in no order. The scores are FTS5's bm25(), negated."""
     words = query_words(text)
     if not words:
-        return None
-    return " OR ".join('"' + w.replace('"', "") + '"' for w in words)
-
-
-def lexical(
-    db: sqlite3.Connection,
-    table: str,
-    text: str,
-    limit: int | None,
-    allowed: Sequence[int] | None = None,
-    postings: Lexicon | None = None,
-) -> list[tuple[int, float]]:
-    """(rowid, bm25 score, higher is better) of the best-matching rows of an FTS5 table, best first; with no
-    ``limit``, every match among ``allowed``, in no order. With the index's ``postings`` (`search.lexicon`), the
-    same scores from them, unless a word is a phrase of several tokens to FTS5."""
-    if postings is not None:
-        words = query_words(text)
-        if not words:
-            return []
-        phrases = lexicon.TOKENIZER.phrases(words)
-        if all(len(p) <= 1 for p in phrases):
-            return postings.search(table, phrases, limit, allowed)
-    query = fts_query(text)
-    if query is None:
         return []
-    sql = f"SELECT rowid, -bm25({table}) FROM {table} WHERE {table} MATCH ?"
-    args: list[object] = [query]
-    if allowed is not None:
-        # "+rowid": the filter is applied to the matches; a plain "rowid IN" is handed to FTS5, which then runs
-        # the whole query once per allowed row (182 ms instead of 0.6 ms for 500 segments).
-        sql += " AND +rowid IN (SELECT value FROM json_each(?))"
-        args.append(json.dumps([int(a) for a in allowed]))
-    if limit is not None:
-        sql += f" ORDER BY bm25({table}) LIMIT {int(limit)}"
-    # else every allowed match is wanted, in no order: bm25 is then computed for the allowed matches only (sorting
-    # computes it for every match in the table), the same scores for 0.1-0.2 ms less a question.
-    return [(int(r[0]), float(r[1])) for r in db.execute(sql, args)]
+    return postings.search(table, lexicon.TOKENIZER.phrases(words), limit, allowed)
 
 
 def scaled(scores: Sequence[tuple[int, float]]) -> dict[int, float]:

@@ -439,13 +439,9 @@ class Index:
             score = score + weights.chunk_dense * np.asarray([chunk_sim[c] for c in owner])
         seg_bm25: dict[int, float] = {}
         if weights.lexical or (locate and weights.locate_lexical):
-            seg_bm25 = rank.scaled(
-                rank.lexical(self.db, "segments_fts", question, None, sids.tolist(), self.lexicon)
-            )
+            seg_bm25 = rank.scaled(rank.lexical(self.lexicon, "segments_fts", question, None, sids.tolist()))
         if weights.lexical:
-            chunk_bm25 = rank.scaled(
-                rank.lexical(self.db, "chunks_fts", question, None, chunk_ids, self.lexicon)
-            )
+            chunk_bm25 = rank.scaled(rank.lexical(self.lexicon, "chunks_fts", question, None, chunk_ids))
             score = score + weights.lexical * np.asarray(
                 [seg_bm25.get(int(s), 0.0) + chunk_bm25.get(c, 0.0) for s, c in zip(sids, owner, strict=True)]
             )
@@ -684,7 +680,7 @@ class Index:
         if weights.lexical:
             found.update(
                 dict.fromkeys(
-                    i for i, _ in rank.lexical(self.db, "chunks_fts", question, depth, allowed, self.lexicon)
+                    i for i, _ in rank.lexical(self.lexicon, "chunks_fts", question, depth, allowed)
                 )
             )
         return list(found)

@@ -12,7 +12,8 @@ Layout of an index folder (default ``~/.local/share/ytnotes/index``, see `search
                          the order they were encoded), as codes: uint8, one a part (see `search.words`)
         word_owners.npy  int16: for each word row, its segment's place in the passage (-1: title and heading)
         word_codebook.npy  float32 centroids that decode words.npy (its digest is in the manifest)
-        <fts table>.<part>.npy  the BM25 postings of chunks_fts and segments_fts (see `search.lexicon`)
+        <fts table>.<part>.npy  the BM25 postings of chunks_fts and segments_fts, FTS5 tables of the build
+                         only (see `search.lexicon`)
     .lock                held by the build writing this folder
 
 A build writes a new generation in a ``.tmp-*`` folder while it reads the notes (`search.writer`), renames it,
@@ -67,9 +68,10 @@ CREATE TABLE chunks (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES
 CREATE TABLE segments (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES notes(id),
                        chunk_id INTEGER NOT NULL REFERENCES chunks(id), text TEXT NOT NULL,
                        times TEXT NOT NULL, link_time INTEGER, line INTEGER NOT NULL);
--- Lexical indexes (BM25). A chunk's row holds its title and heading path too, as its vector's text does.
--- Contentless: only BM25 is asked of them, and a copy of every text was 0.94 KB a passage, a third of the file
--- (the embedded text is the note's title, the chunk's heading and text: `search.chunks.embed_text`).
+-- Lexical indexes, for the build only: their postings are written to files (`search.lexicon`), then they are
+-- dropped. A chunk's row holds its title and heading path too, as its vector's text does (the embedded text is
+-- the note's title, the chunk's heading and text: `search.chunks.embed_text`). Contentless: a copy of every text
+-- was 0.94 KB a passage.
 CREATE VIRTUAL TABLE chunks_fts USING fts5(body, content = '', tokenize = 'porter unicode61 remove_diacritics 2');
 CREATE VIRTUAL TABLE segments_fts USING fts5(body, content = '', tokenize = 'porter unicode61 remove_diacritics 2');
 CREATE INDEX chunks_note ON chunks(note_id);

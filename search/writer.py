@@ -313,8 +313,11 @@ class Writer:
             self.db.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
         self.db.commit()
         postings = lexicon.write(self.db, self.dir)
+        # BM25 is computed from the postings: the full-text tables were there to tokenize and count (450 B a
+        # passage); the file is vacuumed without them.
+        for table in lexicon.TABLES:
+            self.db.execute(f"DROP TABLE {table}")
         self.db.commit()
-        # The pages the full-text indexes' building left free given back: 4 % of the file on the shared corpus.
         self.db.execute("VACUUM")
         self.db.close()
         word_codebook.save(self.dir / word_codebook.FILE, self.codebook)

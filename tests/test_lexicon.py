@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from search import chunks as chunking
 from search import lexicon, rank, retrieve, store
+from search.errors import IndexUnusableError
 
 EXPECTATIONS = Path(__file__).parent / "sample_expectations.json"
 QUESTIONS = [
@@ -31,10 +34,46 @@ def _close(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> None:
     assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-9)
 
 
+def _fts5_of(index: retrieve.Index) -> sqlite3.Connection:
+    """The index's two full-text tables as the build made them before dropping them: FTS5, the same tokenizer,
+    the same texts at the same row ids (a passage's embedded text, and each segment's text)."""
+    db = sqlite3.connect(":memory:")
+    for table in lexicon.TABLES:
+        db.execute(f"CREATE VIRTUAL TABLE {table} USING fts5(body, tokenize = '{lexicon.TOKENIZE}')")
+    rows = index.db.execute(
+        "SELECT c.id, c.heading, c.seg_start, c.seg_end, n.title FROM chunks c JOIN notes n ON n.id = c.note_id"
+    ).fetchall()
+    texts = dict(index.db.execute("SELECT id, text FROM segments").fetchall())
+    for chunk_id, heading, seg_start, seg_end, title in rows:
+        parts = [texts[s] for s in range(seg_start, seg_end)]
+        text, _ = chunking.stored_embed_text_and_spans(title, tuple(json.loads(heading)), parts)
+        db.execute("INSERT INTO chunks_fts(rowid, body) VALUES (?,?)", (chunk_id, text))
+    db.executemany("INSERT INTO segments_fts(rowid, body) VALUES (?,?)", texts.items())
+    return db
+
+
+def _fts5(
+    db: sqlite3.Connection, table: str, text: str, limit: int | None, allowed: list[int] | None
+) -> list[tuple[int, float]]:
+    """FTS5's own bm25() for any of the text's informative words (each a quoted phrase), best first."""
+    words = rank.query_words(text)
+    if not words:
+        return []
+    sql = f"SELECT rowid, -bm25({table}) FROM {table} WHERE {table} MATCH ?"
+    args: list[object] = [" OR ".join('"' + w.replace('"', "") + '"' for w in words)]
+    if allowed is not None:
+        sql += " AND +rowid IN (SELECT value FROM json_each(?))"
+        args.append(json.dumps(allowed))
+    sql += f" ORDER BY bm25({table}), rowid" + (f" LIMIT {limit}" if limit is not None else "")
+    return [(int(r[0]), float(r[1])) for r in db.execute(sql, args)]
+
+
 def test_postings_give_fts5_scores(sample_index: Path) -> None:
     index = retrieve.open_index(sample_index)
     postings = index.lexicon
-    assert postings is not None
+    fts5 = _fts5_of(index)
+    # The build's tables are gone from the index: only their postings are kept.
+    assert not index.db.execute("SELECT name FROM sqlite_master WHERE name LIKE '%fts%'").fetchall()
     n_segments = index.db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
     some_segments = list(range(0, n_segments, 3))
     some_chunks = [r[0] for r in index.db.execute("SELECT id FROM chunks WHERE id % 2 = 0")]
@@ -47,39 +86,48 @@ def test_postings_give_fts5_scores(sample_index: Path) -> None:
             ("chunks_fts", 5, some_chunks),
             ("segments_fts", 20, None),
         ):
-            fts5 = rank.lexical(index.db, table, q, limit, allowed)
-            _close(postings.search(table, phrases, limit, allowed), fts5)
-            _close(rank.lexical(index.db, table, q, limit, allowed, postings), fts5)
-            matched += bool(fts5)
+            expected = _fts5(fts5, table, q, limit, allowed)
+            _close(postings.search(table, phrases, limit, allowed), expected)
+            _close(rank.lexical(postings, table, q, limit, allowed), expected)
+            matched += bool(expected)
         # Every allowed match, in no order.
-        fts5 = rank.lexical(index.db, "segments_fts", q, None, some_segments)
-        _close(sorted(postings.search("segments_fts", phrases, None, some_segments)), sorted(fts5))
+        expected = _fts5(fts5, "segments_fts", q, None, some_segments)
+        _close(sorted(postings.search("segments_fts", phrases, None, some_segments)), sorted(expected))
     assert matched >= 3 * (len(_questions()) - 2)  # the searches found something to compare
 
 
-def test_a_word_fts5_splits_is_left_to_fts5(sample_index: Path) -> None:
+def test_a_word_fts5_splits_matches_the_rows_holding_all_its_tokens(sample_index: Path) -> None:
     assert lexicon.TOKENIZER.phrases(["op_return", "running", "café"]) == [
         ["op", "return"],
         ["run"],
         ["cafe"],
     ]
     index = retrieve.open_index(sample_index)
+    fts5 = _fts5_of(index)
+    # "neural_network" is the phrase "neural network": where the two words stand side by side (as in the sample
+    # notes), FTS5's phrase and the postings' "both tokens, as often as the rarer" give the same scores.
     q = "neural_network layers"
-    _close(
-        rank.lexical(index.db, "chunks_fts", q, 10, None, index.lexicon),
-        rank.lexical(index.db, "chunks_fts", q, 10),
-    )
+    assert lexicon.TOKENIZER.phrases(rank.query_words(q)) == [["neural", "network"], ["layer"]]
+    expected = _fts5(fts5, "chunks_fts", q, 10, None)
+    assert expected
+    _close(rank.lexical(index.lexicon, "chunks_fts", q, 10), expected)
+    # Tokens that never stand together: FTS5 finds no phrase, the postings find the rows holding both.
+    apart = rank.lexical(index.lexicon, "chunks_fts", "network_neuron", None, None)
+    both = {i for i, _ in rank.lexical(index.lexicon, "chunks_fts", "network", None, None)} & {
+        i for i, _ in rank.lexical(index.lexicon, "chunks_fts", "neuron", None, None)
+    }
+    assert both
+    assert {i for i, _ in apart} == both
+    assert not _fts5(fts5, "chunks_fts", "network_neuron", None, None)
 
 
-def test_an_index_without_postings_is_searched_by_fts5(sample_index: Path, tmp_path: Path) -> None:
+def test_an_index_without_its_postings_says_to_rebuild(sample_index: Path, tmp_path: Path) -> None:
     copy = tmp_path / "index"
     shutil.copytree(sample_index, copy)
     gen = store.current_generation(copy)
-    for path in gen.glob("*_fts.*.npy"):
-        path.unlink()
-    index = retrieve.open_index(copy)
-    assert index.lexicon is None
-    assert index.answer("How many parameters does the network have?", k=3)
+    (gen / "chunks_fts.rows.npy").unlink()
+    with pytest.raises(IndexUnusableError, match=r"chunks_fts\.rows\.npy is missing; .*build --full"):
+        retrieve.open_index(copy)
 
 
 def test_an_open_index_answers_after_its_generation_is_deleted(sample_index: Path, tmp_path: Path) -> None:
@@ -88,6 +136,5 @@ def test_an_open_index_answers_after_its_generation_is_deleted(sample_index: Pat
     copy = tmp_path / "index"
     shutil.copytree(sample_index, copy)
     index = retrieve.open_index(copy)
-    assert index.lexicon is not None
     shutil.rmtree(store.current_generation(copy))
     assert index.answer("How many parameters does the network have?", k=3)

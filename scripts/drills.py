@@ -866,6 +866,12 @@ INDEX_FILES = (
     "segments.faiss",
     "words.npy",
     "word_owners.npy",
+    "word_codebook.npy",
+    *(
+        f"{table}.{part}.npy"
+        for table in ("chunks_fts", "segments_fts")
+        for part in ("starts", "rows", "counts", "lengths")
+    ),
 )
 MODEL_FILES = (
     "model.onnx",
@@ -893,6 +899,9 @@ QUICK_DAMAGE = [
     ("segments.faiss", "missing"),
     ("words.npy", "truncated"),
     ("word_owners.npy", "zeroed"),
+    ("word_codebook.npy", "truncated"),
+    ("chunks_fts.rows.npy", "zeroed"),
+    ("segments_fts.starts.npy", "missing"),
     ("tokenizer.json", "truncated"),
     ("model.onnx", "zeroed"),
     ("question/model.onnx.data", "zeroed"),

@@ -34,7 +34,6 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,18 +80,6 @@ CREATE INDEX segments_chunk ON segments(chunk_id);
 """
 
 REBUILD_HINT = "run `ytnotes build --full` to rebuild it"
-
-
-@dataclass
-class Rows:
-    """What a build stores besides vectors, in the order of the vector rows."""
-
-    notes: list[tuple[Any, ...]]  # (id, path, title, channel, channel_key, video_id, sha256, dropped_json)
-    chunks: list[
-        tuple[Any, ...]
-    ]  # (id, note_id, heading_json, line, seg_start, seg_end, key, w_start, w_end)
-    segments: list[tuple[Any, ...]]  # (id, note_id, chunk_id, text, times_json, link_time, line)
-    chunk_texts: list[str]  # what was embedded for each chunk (title, heading path, prose)
 
 
 #: Times a build refused the lock reads the holder's pid, 10 ms apart, while the holder has not written it yet.

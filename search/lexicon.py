@@ -117,6 +117,7 @@ class Lexicon:
         self.db = db
         self._tables = tables
         self._ids: dict[tuple[str, str], int | None] = {}  # (table, term): its id, None if not in the table
+        self._local = threading.local()
 
     @classmethod
     def of(cls, gen: Path, db: sqlite3.Connection, manifest: dict[str, Any]) -> Lexicon:
@@ -192,11 +193,7 @@ class Lexicon:
             return []
         every = np.concatenate(found_rows)
         if wanted is None:
-            # Summed over every row (each phrase's weight added in turn, as FTS5 does): linear in the postings
-            # and rows, where sorting the postings' rows would not be.
-            dense = np.bincount(every, weights=np.concatenate(weights), minlength=len(p.lengths))
-            unique = np.flatnonzero(dense)  # every weight is > 0 (idf is at least 1e-6)
-            scores = dense[unique]
+            unique, scores = self._summed(table, len(p.lengths), every, np.concatenate(weights))
         else:
             unique, where = np.unique(every, return_inverse=True)
             scores = np.bincount(where, weights=np.concatenate(weights), minlength=len(unique))
@@ -208,6 +205,32 @@ class Lexicon:
             order = np.lexsort((unique, -scores))[:limit]
             unique, scores = unique[order], scores[order]
         return list(zip(unique.tolist(), scores.tolist(), strict=True))
+
+    def _summed(
+        self, table: str, n_rows: int, rows: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct ``rows`` (in no particular order) and the sum of each one's ``weights``, added in
+        the order given (each phrase's weight in turn, as FTS5 adds them).
+
+        In time linear in the postings, without sorting them and without reading an array of every row of the
+        table: each row's place is scattered into a buffer of the table's rows, kept by the thread (at 220k
+        passages, 0.34 ms a question where summing into a new array of every row and finding its non-zero
+        entries took 0.85 ms, mostly the new array's page faults)."""
+        import numpy as np
+
+        buffers: dict[str, np.ndarray] | None = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {}
+        place = buffers.get(table)
+        if place is None:
+            place = buffers[table] = np.zeros(n_rows, dtype=np.int64)
+        at = np.arange(len(rows))
+        place[rows] = at  # a row found several times keeps one of its places
+        first = place[rows]  # each posting's row's kept place
+        kept = first == at
+        # The rows' numbers 0.. in the order of their kept places, for every posting.
+        number = (np.cumsum(kept) - 1)[first]
+        return rows[kept], np.bincount(number, weights=weights, minlength=int(kept.sum()))
 
     @staticmethod
     def _holding(p: _Postings, term_ids: list[int | None]) -> tuple[np.ndarray, np.ndarray] | None:

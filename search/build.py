@@ -298,6 +298,7 @@ def _build(
         model.dimension,
         codebook,
         (previous.chunks, previous.segments) if previous is not None else None,
+        previous.carried() if previous is not None else None,
     )
     pool: EncodingPool | None = None
     try:

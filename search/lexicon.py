@@ -22,7 +22,7 @@ import json
 import math
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +47,24 @@ MAX_COUNT = 65535
 BATCH = 65536
 
 
-def write(db: sqlite3.Connection, folder: Path) -> dict[str, Any]:
-    """Write the postings of every table in TABLES of a freshly built database into ``folder``, and its terms into
-    a table of ``db``; gives their record for the manifest."""
+@dataclass
+class Carried:
+    """The live generation's postings, for a build that copies some notes whole from it: those notes' rows are not
+    given to FTS5 again; their postings are carried over, renumbered (`write`)."""
+
+    lexicon: Lexicon
+    #: Each table's terms, by id.
+    terms: dict[str, list[str]]
+    #: Each table's (first row in the live generation, first row in the new one, rows) of each note copied whole.
+    ranges: dict[str, list[tuple[int, int, int]]] = field(default_factory=lambda: {t: [] for t in TABLES})
+
+
+def write(
+    db: sqlite3.Connection, folder: Path, rows: dict[str, int], carried: Carried | None = None
+) -> dict[str, Any]:
+    """Write the postings of every table in TABLES into ``folder``, and its terms into a table of ``db``; gives
+    their record for the manifest. ``rows``: each table's rows in the new generation (ids 0 to rows - 1), every
+    one either in the FTS5 table of ``db`` or in a range of ``carried``."""
     import numpy as np
 
     db.execute(
@@ -58,36 +73,20 @@ def write(db: sqlite3.Connection, folder: Path) -> dict[str, Any]:
     )
     record: dict[str, Any] = {}
     for table in TABLES:
-        vocab = f"temp.vocab_{table}"
-        db.execute(f"CREATE VIRTUAL TABLE {vocab} USING fts5vocab(main, '{table}', 'row')")
-        db.execute(f"CREATE VIRTUAL TABLE {vocab}_at USING fts5vocab(main, '{table}', 'instance')")
-        # The terms and how many rows hold each (both lists in term order), then each (term, row)'s count read a
-        # batch at a time into arrays: a large index has tens of millions of postings, too many for Python lists.
-        terms, holding = [], []
-        for term, n in db.execute(f"SELECT term, doc FROM {vocab} ORDER BY term"):
-            terms.append(term)
-            holding.append(n)
-        starts = np.zeros(len(terms) + 1, dtype=np.int64)
-        np.cumsum(holding, out=starts[1:])
-        found = db.execute(f"SELECT doc, COUNT(*) FROM {vocab}_at GROUP BY term, doc ORDER BY term, doc")
-        pairs = np.zeros((int(starts[-1]), 2), dtype=np.int32)
-        filled = 0
-        while batch := found.fetchmany(BATCH):
-            pairs[filled : filled + len(batch)] = batch
-            filled += len(batch)
-        if filled != len(pairs):
-            raise RuntimeError(f"{table}: {filled} postings read, {len(pairs)} counted")
-        row_ids, counts = pairs[:, 0], pairs[:, 1]
-        db.execute(f"DROP TABLE {vocab}_at")
-        db.execute(f"DROP TABLE {vocab}")
-        n_rows = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-        top = int(db.execute(f"SELECT COALESCE(MAX(rowid), -1) FROM {table}").fetchone()[0])
-        tf = np.minimum(counts, MAX_COUNT)
-        lengths = np.bincount(row_ids, weights=counts.astype(np.float64), minlength=top + 1)
+        terms, starts, row_ids, counts = _read_fts5(db, table)
+        n_rows = rows[table]
+        lengths = np.bincount(row_ids, weights=counts.astype(np.float64), minlength=n_rows).astype(np.int64)
+        tf = np.minimum(counts, MAX_COUNT).astype(np.uint16)
+        if carried is not None and carried.ranges[table]:
+            terms, starts, row_ids, tf = _merge(
+                carried, table, lengths, (terms, starts, row_ids.astype(np.int64), tf)
+            )
+        if len(lengths) != n_rows:
+            raise RuntimeError(f"{table}: postings of {len(lengths)} rows, {n_rows} written")
         parts: dict[str, np.ndarray] = {
             "starts": starts,
             "rows": row_ids.astype(np.int32),
-            "counts": tf.astype(np.uint16),
+            "counts": tf,
             "lengths": lengths.astype(np.int32),
         }
         for part, values in parts.items():
@@ -95,8 +94,86 @@ def write(db: sqlite3.Connection, folder: Path) -> dict[str, Any]:
         db.executemany(
             "INSERT INTO lexicon VALUES (?,?,?)", ((table, term, i) for i, term in enumerate(terms))
         )
-        record[table] = {"rows": n_rows, "tokens": int(counts.sum()), "terms": len(terms)}
+        record[table] = {"rows": n_rows, "tokens": int(lengths.sum()), "terms": len(terms)}
     return record
+
+
+def _read_fts5(db: sqlite3.Connection, table: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """An FTS5 table's terms (in order), where each one's postings start (and where the last ends), and the rows
+    and counts of its postings, read from FTS5's own index."""
+    import numpy as np
+
+    vocab = f"temp.vocab_{table}"
+    db.execute(f"CREATE VIRTUAL TABLE {vocab} USING fts5vocab(main, '{table}', 'row')")
+    db.execute(f"CREATE VIRTUAL TABLE {vocab}_at USING fts5vocab(main, '{table}', 'instance')")
+    # The terms and how many rows hold each (both lists in term order), then each (term, row)'s count read a
+    # batch at a time into arrays: a large index has tens of millions of postings, too many for Python lists.
+    terms, holding = [], []
+    for term, n in db.execute(f"SELECT term, doc FROM {vocab} ORDER BY term"):
+        terms.append(term)
+        holding.append(n)
+    starts = np.zeros(len(terms) + 1, dtype=np.int64)
+    np.cumsum(holding, out=starts[1:])
+    found = db.execute(f"SELECT doc, COUNT(*) FROM {vocab}_at GROUP BY term, doc ORDER BY term, doc")
+    pairs = np.zeros((int(starts[-1]), 2), dtype=np.int32)
+    filled = 0
+    while batch := found.fetchmany(BATCH):
+        pairs[filled : filled + len(batch)] = batch
+        filled += len(batch)
+    if filled != len(pairs):
+        raise RuntimeError(f"{table}: {filled} postings read, {len(pairs)} counted")
+    db.execute(f"DROP TABLE {vocab}_at")
+    db.execute(f"DROP TABLE {vocab}")
+    return terms, starts, pairs[:, 0], pairs[:, 1]
+
+
+def _merge(
+    carried: Carried,
+    table: str,
+    lengths: np.ndarray,
+    fresh: tuple[list[str], np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The postings of the rows read by FTS5 (``fresh``: terms, starts, rows, counts) and of the rows carried over
+    from the live generation, renumbered, as one table's: what FTS5 would have given for all of them. Fills in
+    the carried rows' ``lengths``."""
+    import numpy as np
+
+    old = carried.lexicon._postings(table)
+    old_terms = carried.terms[table]
+    f_terms, f_starts, f_rows, f_counts = fresh
+    renumber = np.full(len(old.lengths), -1, dtype=np.int64)
+    for a, b, k in carried.ranges[table]:
+        renumber[a : a + k] = np.arange(b, b + k)
+        lengths[b : b + k] = old.lengths[a : a + k]
+    # Terms in FTS5's order (by their UTF-8 bytes, which is Python's order of code points).
+    terms = sorted(set(old_terms).union(f_terms))
+    place = {t: i for i, t in enumerate(terms)}
+
+    # Each posting as one number, (term << 32) | row: ordered as FTS5 orders them (by term, then row).
+    def term_ids(names: list[str], starts: np.ndarray) -> np.ndarray:
+        ids = np.fromiter((place[t] for t in names), dtype=np.int64, count=len(names))
+        return np.repeat(ids, np.diff(starts)) << 32
+
+    old_terms_of = term_ids(old_terms, old.starts)
+    renumbered = renumber[old.rows]
+    kept = renumbered >= 0  # the rows of notes changed or removed are gone
+    old_keys = old_terms_of[kept] | renumbered[kept]
+    old_counts = old.counts[kept]
+    del old_terms_of, renumbered, kept
+    if len(old_keys) > 1 and not bool(np.all(old_keys[1:] > old_keys[:-1])):
+        # Notes copied in another order than they had (e.g. one renamed): sorted again.
+        order = np.argsort(old_keys, kind="stable")
+        old_keys, old_counts = old_keys[order], old_counts[order]
+    fresh_keys = term_ids(f_terms, f_starts) | f_rows
+    at = np.searchsorted(old_keys, fresh_keys)
+    every = np.insert(old_keys, at, fresh_keys)
+    counts = np.insert(old_counts, at, f_counts)
+    term_of = every >> 32
+    holding = np.bincount(term_of, minlength=len(terms))
+    used = np.flatnonzero(holding)  # a term only the removed rows held is gone
+    starts = np.zeros(len(used) + 1, dtype=np.int64)
+    np.cumsum(holding[used], out=starts[1:])
+    return [terms[i] for i in used.tolist()], starts, every & 0xFFFFFFFF, counts
 
 
 @dataclass(frozen=True)

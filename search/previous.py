@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search import chunks as chunking
-from search import store
+from search import lexicon, store
 from search.errors import IndexMissingError, IndexUnusableError
 
 if TYPE_CHECKING:
@@ -46,6 +46,9 @@ class NoteData:
     chunk_segments: list[int] = field(default_factory=list)
     #: Chunks still being encoded (counted down by the encoding threads).
     pending: int = 0
+    #: Its first chunk's and segment's rows in the live generation, when it is copied whole from there with its
+    #: rows in order (its BM25 postings are then carried over, see `search.lexicon.Carried`).
+    postings_from: tuple[int, int] | None = None
 
     def clear_vectors(self) -> None:
         """No vectors yet for any chunk."""
@@ -77,6 +80,18 @@ class Previous:
             )
             for name, array in ((store.WORDS, word_codes), (store.WORD_OWNERS, owners))
         )
+
+    def carried(self) -> lexicon.Carried | None:
+        """Its BM25 postings, for the notes copied whole; None when they cannot be read (damaged): every note is
+        then given to FTS5 again, and the build makes them anew."""
+        try:
+            found = lexicon.Lexicon.of(self.generation, self.db, self.manifest)
+        except IndexUnusableError:
+            return None
+        terms: dict[str, list[str]] = {t: [] for t in lexicon.TABLES}
+        for table, term in self.db.execute("SELECT tab, term FROM lexicon ORDER BY tab, id"):
+            terms[table].append(term)
+        return lexicon.Carried(found, terms)
 
     def close(self) -> None:
         self.db.close()
@@ -135,6 +150,7 @@ class Previous:
             for i, c in enumerate(chunks)
         )
         if contiguous:  # as every build writes them: a note's vectors in two reads
+            data.postings_from = (first, first_seg)
             writer.put_segments_of_note(
                 data,
                 _rows(self.chunks, first, len(chunks)),

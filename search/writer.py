@@ -167,11 +167,17 @@ class Writer:
     thread), then `publish`. `discard` removes everything after an error."""
 
     def __init__(
-        self, index_dir: Path, dimension: int, codebook: Codebook, previous: tuple[Any, Any] | None = None
+        self,
+        index_dir: Path,
+        dimension: int,
+        codebook: Codebook,
+        previous: tuple[Any, Any] | None = None,
+        carried: lexicon.Carried | None = None,
     ) -> None:
         """``codebook``: the model's, which codes the word vectors (`put` and `put_words` take codes made with it).
         ``previous``: the live generation's chunk and segment FAISS indexes, when vectors are copied from it (an
-        IVF's lists are then kept, see `search.store.vector_index`)."""
+        IVF's lists are then kept, see `search.store.vector_index`). ``carried``: its BM25 postings, which the
+        notes it copies whole (`NoteData.postings_from`) keep."""
         import numpy as np
 
         self.index_dir = index_dir
@@ -182,6 +188,7 @@ class Writer:
         self.notes = self.chunks = self.segments = 0
         self._written = 0
         self.previous = previous
+        self.carried = carried
         self._files: list[RowFile] = []
         try:  # a full disk may fail any of these: nothing is left behind
             self.db = sqlite3.connect(self.dir / store.META)
@@ -293,10 +300,19 @@ class Writer:
             chunk_texts.append((chunk_id, embed_text))
         self.db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)", chunk_rows)
         self.db.executemany("INSERT INTO segments VALUES (?,?,?,?,?,?,?)", seg_rows)
-        self.db.executemany("INSERT INTO chunks_fts(rowid, body) VALUES (?,?)", chunk_texts)
-        self.db.executemany(
-            "INSERT INTO segments_fts(rowid, body) VALUES (?,?)", ((r[0], r[3]) for r in seg_rows)
-        )
+        if self.carried is not None and data.postings_from is not None:
+            # Its postings are the live generation's, renumbered: FTS5 need not read its texts again.
+            self.carried.ranges["chunks_fts"].append(
+                (data.postings_from[0], data.chunk_start, len(chunk_rows))
+            )
+            self.carried.ranges["segments_fts"].append(
+                (data.postings_from[1], data.segment_start, len(seg_rows))
+            )
+        else:
+            self.db.executemany("INSERT INTO chunks_fts(rowid, body) VALUES (?,?)", chunk_texts)
+            self.db.executemany(
+                "INSERT INTO segments_fts(rowid, body) VALUES (?,?)", ((r[0], r[3]) for r in seg_rows)
+            )
         self._written += 1
         if self._written % COMMIT_EVERY == 0:
             self.db.commit()
@@ -312,7 +328,9 @@ class Writer:
         for table in ("chunks_fts", "segments_fts"):
             self.db.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
         self.db.commit()
-        postings = lexicon.write(self.db, self.dir)
+        postings = lexicon.write(
+            self.db, self.dir, {"chunks_fts": self.chunks, "segments_fts": self.segments}, self.carried
+        )
         # BM25 is computed from the postings: the full-text tables were there to tokenize and count (450 B a
         # passage); the file is vacuumed without them.
         for table in lexicon.TABLES:

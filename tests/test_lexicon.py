@@ -7,13 +7,15 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from search import build, lexicon, rank, retrieve, store
 from search import chunks as chunking
-from search import lexicon, rank, retrieve, store
 from search.errors import IndexUnusableError
 
 EXPECTATIONS = Path(__file__).parent / "sample_expectations.json"
+SAMPLE_NOTES = Path(__file__).resolve().parents[1] / "search" / "sample_notes"
 QUESTIONS = [
     "why did he drop out of college",
     "How many parameters does the network have?",
@@ -138,3 +140,49 @@ def test_an_open_index_answers_after_its_generation_is_deleted(sample_index: Pat
     index = retrieve.open_index(copy)
     shutil.rmtree(store.current_generation(copy))
     assert index.answer("How many parameters does the network have?", k=3)
+
+
+def _postings_of(index: Path) -> tuple[dict[str, list[int]], list[tuple[str, str, int]], dict[str, object]]:
+    gen = store.current_generation(index)
+    arrays = {p.name: np.load(p).tolist() for p in sorted(gen.glob("*_fts.*.npy"))}
+    with sqlite3.connect(gen / store.META) as db:
+        terms = db.execute("SELECT tab, term, id FROM lexicon ORDER BY tab, id").fetchall()
+    return arrays, terms, store.read_manifest(gen)["lexicon"]
+
+
+def test_a_rebuild_carries_the_postings_of_unchanged_notes_over_as_a_full_build_makes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes"
+    shutil.copytree(SAMPLE_NOTES, notes)
+    index = tmp_path / "index"
+    build.build_index(notes, index)
+    terms_before = {(tab, term) for tab, term, _ in _postings_of(index)[1]}
+    # One note edited (a sentence with a word in no other note), one removed: their rows are read by FTS5
+    # again, every other note's postings are carried over, renumbered.
+    edited = next(notes.glob("ted/*procrastinator*.md"))
+    edited.write_text(
+        edited.read_text(encoding="utf-8")
+        + '\nUrban names his rubber duck Zebulon <a class="yt-timestamp" data-t="00:14:05">[00:14:05]</a>.\n',
+        encoding="utf-8",
+    )
+    next(notes.glob("3blue1brown/*.md")).unlink()
+    merged: list[int] = []
+    real_merge = lexicon._merge
+
+    def merge(carried: lexicon.Carried, table: str, *args: object) -> object:
+        merged.append(len(carried.ranges[table]))
+        return real_merge(carried, table, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lexicon, "_merge", merge)
+    build.build_index(notes, index)
+    total = len(list(notes.rglob("*.md")))
+    assert merged == [total - 1, total - 1]  # both tables, every note but the edited one carried
+    fresh = tmp_path / "fresh"
+    build.build_index(notes, fresh)
+    assert len(merged) == 2  # a first build has nothing to carry
+    carried, full = _postings_of(index), _postings_of(fresh)
+    assert carried == full
+    terms_after = {(tab, term) for tab, term, _ in carried[1]}
+    assert {("chunks_fts", "zebulon"), ("segments_fts", "zebulon")} <= terms_after
+    assert terms_before - terms_after  # words only the removed note held are gone, as from a full build

@@ -234,6 +234,7 @@ MOMENT_CONFIGS: dict[str, rank.Weights] = {
     "segment-cos-0.5": replace(rank.HYBRID, rerank_segment=0.5),
     "cue-prev-words-0.2": replace(rank.HYBRID, cue_previous_words=0.2),
     "cue-prev-words-0.4": replace(rank.HYBRID, cue_previous_words=0.4),
+    "anaphor-prev-words-0.2": replace(rank.HYBRID, anaphor_previous_words=0.2),
 }
 
 

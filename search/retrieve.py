@@ -458,6 +458,9 @@ class Index:
             close = self._close_scores(question, asked, q, lead, weights, lexical)
             ids = np.asarray(list(close), dtype=np.int64)
             final = np.asarray(list(close.values()))
+            if weights.anaphor_previous_words:
+                bonus = self._moment_bonus(self._read_closely(asked, lead), ids, lead, weights)
+                final = _within_passages(final, final + bonus, np.asarray([owner[pos[int(i)]] for i in ids]))
             order = np.lexsort((ids, -final))
             second = [pos[int(ids[i])] for i in order]
             shown_score[second] = final[order] / weights.second_sum
@@ -533,25 +536,54 @@ class Index:
         if before_weight:
             # The segment before, read word by word, when it is in the same passage: the question may match the
             # setup, and the answer follow it.
-            before = np.asarray([close.get(s - 1, 0.0) if s - 1 in close else 0.0 for s in ids.tolist()])
-            starts = self._passage_starts(chunk_ids)
-            before[np.isin(ids, starts)] = 0.0
-            final = final + before_weight * before
+            final = final + before_weight * self._before(close, ids, chunk_ids)
         if lexical is not None:
             final = final + weights.locate_lexical * np.asarray([lexical.get(int(s), 0.0) for s in ids])
         return dict(zip(ids.tolist(), final.tolist(), strict=True))
+
+    def _before(self, close: dict[int, float], ids: np.ndarray, chunk_ids: list[int]) -> np.ndarray:
+        """For each segment of ``ids``, the word-level score (``close``) of the segment before it in its passage
+        (0 for a passage's first)."""
+        import numpy as np
+
+        before = np.asarray([close.get(s - 1, 0.0) for s in ids.tolist()])
+        before[np.isin(ids, self._passage_starts(chunk_ids))] = 0.0
+        return before
+
+    def _moment_bonus(
+        self, close: dict[int, float], ids: np.ndarray, chunk_ids: list[int], weights: rank.Weights
+    ) -> np.ndarray:
+        """What the choice of the moment inside a passage adds to each segment's second-pass score: a segment that
+        opens by pointing back at the one before ("This led to...") gets a share of that one's word-level score
+        (``close``; `rank.Weights.anaphor_previous_words`)."""
+        import numpy as np
+
+        texts = dict(
+            self.db.execute(
+                "SELECT id, substr(text, 1, 40) FROM segments WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(ids.tolist()),),
+            ).fetchall()
+        )
+        points_back = np.asarray([rank.continues(texts.get(s, "")) for s in ids.tolist()], dtype=np.float64)
+        return weights.anaphor_previous_words * points_back * self._before(close, ids, chunk_ids)
 
     def moment_in_passage(
         self, question: str, chunk_id: int, weights: rank.Weights = rank.HYBRID
     ) -> int | None:
         """The link second the second pass chooses inside one passage (the evaluation's "given the right passage,
         which segment answers?")."""
+        import numpy as np
+
         query, asked = self._encode_question(_check_text(question, "question"))
         if asked is None:
             return None
         scores = self._close_scores(question, asked, query[0], [chunk_id], weights)
         if not scores:
             return None
+        if weights.anaphor_previous_words:
+            ids = np.asarray(list(scores), dtype=np.int64)
+            bonus = self._moment_bonus(self._read_closely(asked, [chunk_id]), ids, [chunk_id], weights)
+            scores = dict(zip(scores, (np.asarray(list(scores.values())) + bonus).tolist(), strict=True))
         best = max(scores, key=lambda s: (scores[s], -s))
         row = self.db.execute("SELECT link_time FROM segments WHERE id = ?", (best,)).fetchone()
         return None if row is None else row[0]
@@ -802,6 +834,18 @@ def found(results: Sequence[Result], threshold: float = ANSWER_THRESHOLD) -> boo
 #: How many times a reader reads CURRENT again when the generation it named was removed while it opened it (a
 #: build removes the previous generation right after the swap; each try takes milliseconds, a build seconds).
 OPEN_TRIES = 5
+
+
+def _within_passages(scores: np.ndarray, choice: np.ndarray, passage: np.ndarray) -> np.ndarray:
+    """``scores`` given out again inside each passage in the order of ``choice``: a passage keeps the scores it
+    had (so passages rank as before), and the segment ``choice`` puts first gets its best."""
+    import numpy as np
+
+    out = scores.copy()
+    for p in np.unique(passage):
+        mine = np.flatnonzero(passage == p)
+        out[mine[np.argsort(-choice[mine], kind="stable")]] = np.sort(scores[mine])[::-1]
+    return out
 
 
 def open_index(index_dir: Path, encoder: embed.Encoder | None = None, one_shot: bool = False) -> Index:

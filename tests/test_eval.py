@@ -157,3 +157,24 @@ def test_question_spans_keep_the_informative_words() -> None:
     assert [text[a:b] for a, b in rank.question_spans(text)] == ["Zune", "freeze"]
     only_stopwords = "what is it"
     assert [only_stopwords[a:b] for a, b in rank.question_spans(only_stopwords)] == ["what", "is", "it"]
+
+
+def test_a_segment_that_points_back_is_told_apart() -> None:
+    assert rank.continues("This led to hiring a developer relations person very early on.")
+    assert rank.continues('However, the more important question is: "How much more will they spend?"')
+    assert not rank.continues("Thistle grows on the hills.")  # a word, not a pointer
+    assert not rank.continues("Nvidia has always envisioned itself as a platform company.")
+
+
+def test_the_moment_choice_only_reorders_segments_inside_their_passage() -> None:
+    import numpy as np
+
+    from search.retrieve import _within_passages
+
+    scores = np.asarray([0.9, 0.5, 0.7, 0.8, 0.2])
+    choice = np.asarray([0.1, 0.95, 0.3, 0.6, 0.9])  # the second segment of passage 0 is the moment
+    passage = np.asarray([0, 0, 0, 1, 1])
+    out = _within_passages(scores, choice, passage)
+    assert out.tolist() == [0.5, 0.9, 0.7, 0.2, 0.8]
+    for p in (0, 1):  # each passage keeps the scores it had, so passages rank as before
+        assert sorted(out[passage == p]) == sorted(scores[passage == p])

@@ -26,7 +26,7 @@ Every figure is a real process started afresh, timed by wall clock, peak RSS fro
   RSS, and the encoder's own chunks/s;
 - the generation's size on disk by part (FAISS, SQLite, word vectors, manifest) and per chunk, and the model's;
 - `ytnotes info`, median of --info-runs; cold `ytnotes ask`, median of --cold-runs, a different question each;
-- warm answers: one process opens the index (IndexHolder, as the server does) and times respond(...) on
+- warm answers: one process opens the index (IndexHolder on one thread, as a server worker) and times respond(...) on
   --warm questions of scripts/eval/questions.jsonl after 20 warm-up ones: median and p99; the same process
   times opening the index and reading the two FAISS files (where a cold ask's time goes);
 - rebuilds: nothing changed, then one note edited (a sentence with an anchor appended), --edits times each.
@@ -92,10 +92,11 @@ WARM = """
 import json, resource, statistics, sys, time
 from pathlib import Path
 started = time.perf_counter()
-from search.answering import IndexHolder, respond
+from search.answering import IndexHolder, one_thread_per_question, respond
 from search.retrieve import open_index
 from search import store
 imported = time.perf_counter()
+one_thread_per_question()  # as `serve`'s workers answer (FAISS's and numpy's threads would contend with nothing)
 index = open_index(Path(sys.argv[1]), one_shot=True)
 opened = time.perf_counter()
 index.close()
@@ -337,6 +338,8 @@ def measure(
     v["bytes/chunk, SQLite"] = parts["SQLite"] / counts["chunks"]
     v["bytes/chunk, BM25 postings"] = parts["BM25 postings"] / counts["chunks"]
 
+    # The build's files written back to disk before anything is timed (a question must not wait for it).
+    os.sync()
     v["load before info/ask"] = load()
     say(f"{factor}x: info and cold ask")
     info = [

@@ -16,7 +16,6 @@ model's codebook); "index book" from an even sample of 16k of the index's own wo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -56,24 +55,9 @@ class Decoder:
 
 def index_words(idx: Any) -> np.ndarray:
     """Every word vector of the index, as its build made it before storage (int8 rows, in word row order)."""
-    rows = idx.db.execute(
-        "SELECT c.id, c.heading, c.seg_start, c.seg_end, c.word_start, c.word_end, n.title FROM chunks c "
-        "JOIN notes n ON n.id = c.note_id ORDER BY c.id"
-    ).fetchall()
-    texts, spans = [], []
-    for row in rows:
-        parts = [
-            r[0]
-            for r in idx.db.execute(
-                "SELECT text FROM segments WHERE id >= ? AND id < ? ORDER BY id",
-                (row["seg_start"], row["seg_end"]),
-            )
-        ]
-        text, where = chunking.stored_embed_text_and_spans(
-            row["title"], tuple(json.loads(row["heading"])), parts
-        )
-        texts.append(text)
-        spans.append(where)
+    passages = chunking.stored_passages(idx.db)
+    texts = [p.text for p in passages]
+    spans = [p.spans for p in passages]
     encoder = embed.load_document_encoder(model=model_folder.chosen(Path(idx.manifest["model_path"])))
     out = []
     for start in range(0, len(texts), 64):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,8 +42,7 @@ def embed_text(title: str, chunk: Chunk) -> str:
 
 
 def stored_embed_text(title: str, heading: tuple[str, ...], text: str) -> str:
-    """`embed_text` of a stored chunk, from its note's title, its heading and its text (the index keeps no copy:
-    its full-text tables are contentless)."""
+    """`embed_text` of a stored chunk, from its note's title, its heading and its text (the index keeps no copy)."""
     return describe(title, heading) + "\n" + text
 
 
@@ -81,3 +82,34 @@ def pack(parsed: ParsedNote, count_tokens: Callable[[str], int], budget: int = C
             chunks.append(Chunk([seg], seg.heading))
             used = size
     return chunks
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    """A passage of a built index as its build embedded it."""
+
+    id: int
+    text: str
+    #: Where each of its segments' texts stands in ``text``.
+    spans: list[tuple[int, int]]
+    #: Its rows in the index's word vectors.
+    word_start: int
+    word_end: int
+
+
+def stored_passages(db: sqlite3.Connection, limit: int | None = None) -> list[StoredPassage]:
+    """The first ``limit`` passages (None: all) of an index's meta.sqlite, in id order, each made again from its
+    note's title, its heading and its segments' texts (`stored_embed_text_and_spans`)."""
+    sql = (
+        "SELECT c.id, c.heading, c.seg_start, c.seg_end, c.word_start, c.word_end, n.title FROM chunks c "
+        "JOIN notes n ON n.id = c.note_id ORDER BY c.id"
+    )
+    rows = db.execute(sql + ("" if limit is None else f" LIMIT {int(limit)}")).fetchall()
+    end = max((r[3] for r in rows), default=0)
+    # Segment ids run from 0 in passage order: one read for all of them.
+    texts = [r[0] for r in db.execute("SELECT text FROM segments WHERE id < ? ORDER BY id", (end,))]
+    out = []
+    for chunk_id, heading, seg_start, seg_end, word_start, word_end, title in rows:
+        text, spans = stored_embed_text_and_spans(title, tuple(json.loads(heading)), texts[seg_start:seg_end])
+        out.append(StoredPassage(chunk_id, text, spans, word_start, word_end))
+    return out

@@ -42,15 +42,12 @@ def _fts5_of(index: retrieve.Index) -> sqlite3.Connection:
     db = sqlite3.connect(":memory:")
     for table in lexicon.TABLES:
         db.execute(f"CREATE VIRTUAL TABLE {table} USING fts5(body, tokenize = '{lexicon.TOKENIZE}')")
-    rows = index.db.execute(
-        "SELECT c.id, c.heading, c.seg_start, c.seg_end, n.title FROM chunks c JOIN notes n ON n.id = c.note_id"
-    ).fetchall()
-    texts = dict(index.db.execute("SELECT id, text FROM segments").fetchall())
-    for chunk_id, heading, seg_start, seg_end, title in rows:
-        parts = [texts[s] for s in range(seg_start, seg_end)]
-        text, _ = chunking.stored_embed_text_and_spans(title, tuple(json.loads(heading)), parts)
-        db.execute("INSERT INTO chunks_fts(rowid, body) VALUES (?,?)", (chunk_id, text))
-    db.executemany("INSERT INTO segments_fts(rowid, body) VALUES (?,?)", texts.items())
+    for p in chunking.stored_passages(index.db):
+        db.execute("INSERT INTO chunks_fts(rowid, body) VALUES (?,?)", (p.id, p.text))
+    db.executemany(
+        "INSERT INTO segments_fts(rowid, body) VALUES (?,?)",
+        index.db.execute("SELECT id, text FROM segments"),
+    )
     return db
 
 

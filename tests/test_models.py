@@ -321,21 +321,8 @@ def test_a_dense_module_is_encoded_with_sentence_transformers(
     reference = SentenceTransformer(str(dense_model), device="cpu", local_files_only=True)
     generation = store.current_generation(index)
     db = store.open_meta(generation)
-    # The embedded texts, as a build makes them again (the index keeps no copy: its FTS5 tables are contentless).
-    rows = db.execute(
-        "SELECT c.id, c.heading, n.title FROM chunks c JOIN notes n ON n.id = c.note_id ORDER BY c.id"
-    ).fetchall()
-    texts = [
-        chunking.stored_embed_text(
-            r["title"],
-            tuple(json.loads(r["heading"])),
-            " ".join(
-                t
-                for (t,) in db.execute("SELECT text FROM segments WHERE chunk_id = ? ORDER BY id", (r["id"],))
-            ),
-        )
-        for r in rows
-    ]
+    # The embedded texts, as a build makes them again (the index keeps no copy).
+    texts = [p.text for p in chunking.stored_passages(db)]
     db.close()
     stored = store.read_vectors(generation, store.CHUNKS)
     stored = stored.reconstruct_n(0, stored.ntotal)

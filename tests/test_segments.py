@@ -536,7 +536,7 @@ def test_pack_of_a_note_without_segments(tmp_path: Path) -> None:
 
 
 def test_a_stored_chunk_gives_back_its_embedded_text(tmp_path: Path) -> None:
-    # The index keeps no copy of a chunk's embedded text (its full-text tables are contentless): a build reusing
+    # The index keeps no copy of a chunk's embedded text (it keeps no full-text copy): a build reusing
     # an unchanged note makes it again from the note's title and the chunk's heading and text.
     body = "# Part\n\n## Détail\n\n[00:01] First idea here.\n[00:05] Second one, naïve.\n\n# Next\n\n[00:09] Third.\n"
     path = tmp_path / "n.md"

@@ -4,7 +4,6 @@ passage, close enough that the second pass scores as it would with the words unq
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -91,31 +90,18 @@ def test_stored_word_vectors_are_the_models_words_in_their_passage(sample_index:
     # Coded with the model's codebook, learnt once from the sample notes and kept in the model cache.
     assert manifest["word_codebook"] == book.digest == word_codebook.for_model(model_folder.bundled()).digest
     db = store.open_meta(gen)
-    rows = db.execute(
-        "SELECT c.id, c.heading, c.seg_start, c.seg_end, c.word_start, c.word_end, n.title FROM chunks c "
-        "JOIN notes n ON n.id = c.note_id ORDER BY c.id LIMIT 40"
-    ).fetchall()
     encoder = embed.load_document_encoder()
     assert isinstance(encoder, OnnxEncoder)
     same = 0
     cosines = []
-    for row in rows:
-        parts = [
-            r[0]
-            for r in db.execute(
-                "SELECT text FROM segments WHERE id >= ? AND id < ? ORDER BY id",
-                (row["seg_start"], row["seg_end"]),
-            )
-        ]
-        # The passage as the build embedded it: title and heading path, then its segments.
-        text, seg_spans = chunking.stored_embed_text_and_spans(
-            row["title"], tuple(json.loads(row["heading"])), parts
-        )
+    # Each passage as the build embedded it: title and heading path, then its segments.
+    for p in chunking.stored_passages(db, limit=40):
+        text, seg_spans = p.text, p.spans
         spans, own = words.passage_words(text, seg_spans)
-        assert row["word_end"] - row["word_start"] == len(spans)
-        assert owners[row["word_start"] : row["word_end"]].tolist() == own
+        assert p.word_end - p.word_start == len(spans)
+        assert owners[p.word_start : p.word_end].tolist() == own
         _, (fresh,) = encoder.encode_spans([text], [seg_spans + spans], batch_size=1)
-        codes = stored[row["word_start"] : row["word_end"]]
+        codes = stored[p.word_start : p.word_end]
         same += int((codes == book.encode(words.to_int8(fresh[len(seg_spans) :]))).sum())
         cosines.append(np.sum(fresh[len(seg_spans) :] * book.decode(codes), axis=1))
     every = np.concatenate(cosines)
@@ -138,31 +124,14 @@ def test_the_second_pass_scores_as_with_unquantised_words(sample_index: Path) ->
     # Every passage of the index encoded again, its words kept as float vectors (no storage), in word row order
     # (a build appends words as its threads encode them: each passage's rows are where its chunk row says).
     idx = retrieve.open_index(sample_index)
-    rows = idx.db.execute(
-        "SELECT c.heading, c.seg_start, c.seg_end, c.word_start, c.word_end, n.title FROM chunks c "
-        "JOIN notes n ON n.id = c.note_id ORDER BY c.id"
-    ).fetchall()
-    texts, spans = [], []
-    for row in rows:
-        parts = [
-            r[0]
-            for r in idx.db.execute(
-                "SELECT text FROM segments WHERE id >= ? AND id < ? ORDER BY id",
-                (row["seg_start"], row["seg_end"]),
-            )
-        ]
-        text, where = chunking.stored_embed_text_and_spans(
-            row["title"], tuple(json.loads(row["heading"])), parts
-        )
-        texts.append(text)
-        spans.append(where)
+    passages = chunking.stored_passages(idx.db)
     encoder = embed.load_document_encoder()
     fresh = np.zeros((len(idx.words), idx.word_codebook.dimension), dtype=np.int8)
-    for row, t, s in zip(rows, texts, spans, strict=True):
-        (passage,) = embed.encode_chunks(encoder, [t], [s]).words
-        assert len(passage) == row["word_end"] - row["word_start"]
-        fresh[row["word_start"] : row["word_end"]] = passage
-    assert sum(r["word_end"] - r["word_start"] for r in rows) == len(idx.words)
+    for p in passages:
+        (passage,) = embed.encode_chunks(encoder, [p.text], [p.spans]).words
+        assert len(passage) == p.word_end - p.word_start
+        fresh[p.word_start : p.word_end] = passage
+    assert sum(p.word_end - p.word_start for p in passages) == len(idx.words)
     stored = (idx.words, idx.word_codebook)
     unquantised = (words.from_int8(fresh), Unquantised())
     gaps, same_best = [], 0

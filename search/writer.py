@@ -325,7 +325,7 @@ class Writer:
             raise RuntimeError(f"{self.notes - self._written} notes numbered but never written")
         self.db.commit()
         # The full-text indexes merged into one b-tree each (before their postings are read from them).
-        for table in ("chunks_fts", "segments_fts"):
+        for table in lexicon.TABLES:
             self.db.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
         self.db.commit()
         postings = lexicon.write(

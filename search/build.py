@@ -293,12 +293,21 @@ def _build(
                 )
             skipped = [e for e in skipped if e.path not in read_first]  # reported again when read below
 
+    # A few notes changed in a large index: the new generation extends the live one (`search.parts`).
+    extension, kept_notes = None, {}
+    if previous is not None:
+        kept = {rel for _, rel, unchanged in listed if unchanged}
+        added = sum(1 for _, rel, _ in listed if rel not in old_notes)
+        extension = previous.extension(kept, added, codebook.digest)
+        if extension is not None:
+            kept_notes = previous.kept_notes()
     writer = writer_module.Writer(
         index_dir,
         model.dimension,
         codebook,
         (previous.chunks, previous.segments) if previous is not None else None,
-        previous.carried() if previous is not None else None,
+        previous.carried() if previous is not None and extension is None else None,
+        extension,
     )
     pool: EncodingPool | None = None
     try:
@@ -322,7 +331,12 @@ def _build(
 
         changed = 0
         for i, (path, rel, unchanged) in enumerate(listed, 1):
-            if unchanged:
+            if unchanged and extension is not None:
+                note_id, n_chunks, n_segments, ignored = kept_notes[rel]
+                summaries.append(
+                    _Summary(note_id, rel, old_notes[rel], n_chunks, n_segments, ignored, None, reused=True)
+                )
+            elif unchanged:
                 assert previous is not None
                 written(previous.copy_note(rel, writer), reused=True)
             else:
@@ -339,7 +353,7 @@ def _build(
             pool.throttle(progress, written)
             progress("read", i, len(listed))
 
-        if writer.notes == 0:
+        if writer.numbered == 0 and not (extension is not None and summaries):
             raise YtnotesError(
                 f"none of the {len(paths)} notes in {notes_dir} could be indexed (see the "
                 f"warnings above); the existing index is unchanged"

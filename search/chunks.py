@@ -106,8 +106,11 @@ def stored_passages(db: sqlite3.Connection, limit: int | None = None) -> list[St
     )
     rows = db.execute(sql + ("" if limit is None else f" LIMIT {int(limit)}")).fetchall()
     end = max((r[3] for r in rows), default=0)
-    # Segment ids run from 0 in passage order: one read for all of them.
-    texts = [r[0] for r in db.execute("SELECT text FROM segments WHERE id < ? ORDER BY id", (end,))]
+    # Segment ids run from 0 in passage order (with holes in a generation with a tail: `search.parts`): one read
+    # for all of them.
+    texts: list[str] = [""] * end
+    for seg_id, text in db.execute("SELECT id, text FROM segments WHERE id < ?", (end,)):
+        texts[seg_id] = text
     out = []
     for chunk_id, heading, seg_start, seg_end, word_start, word_end, title in rows:
         text, spans = stored_embed_text_and_spans(title, tuple(json.loads(heading)), texts[seg_start:seg_end])

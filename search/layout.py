@@ -4,7 +4,8 @@ word rows, each note's video. An answer's lookups are then array reads, not SQL 
 about 0.7 ms of a 10 ms answer on the shared corpus).
 
 A one-shot `ask` does not read it: reading every segment's row costs more than the few queries it saves (0.3 s at
-750k segments). Row ids are dense from 0 in every table (they are the vectors' rows), so an id is an array index.
+750k segments). Row ids are the vectors' rows, so an id is an array index; they are dense from 0 but in a
+generation with a tail (`search.parts`), whose dead rows are holes (read as -1, and never looked up).
 """
 
 from __future__ import annotations
@@ -37,19 +38,11 @@ class Layout:
     @classmethod
     def read(cls, db: sqlite3.Connection) -> Layout:
         """The layout of an index's metadata (one pass over each table)."""
-        import numpy as np
-
-        seg = np.asarray(
-            db.execute(
-                f"SELECT chunk_id, note_id, COALESCE(link_time, {NO_LINK}) FROM segments ORDER BY id"
-            ).fetchall(),
-            dtype=np.int64,
-        ).reshape(-1, 3)
-        chunks = np.asarray(
-            db.execute("SELECT seg_start, seg_end, word_start, word_end FROM chunks ORDER BY id").fetchall(),
-            dtype=np.int64,
-        ).reshape(-1, 4)
-        video = [row[0] for row in db.execute("SELECT video_id FROM notes ORDER BY id")]
+        seg = _by_id(db, f"SELECT id, chunk_id, note_id, COALESCE(link_time, {NO_LINK}) FROM segments", 3)
+        chunks = _by_id(db, "SELECT id, seg_start, seg_end, word_start, word_end FROM chunks", 4)
+        video: list[str | None] = []
+        for note_id, video_id in db.execute("SELECT id, video_id FROM notes ORDER BY id"):
+            video += [None] * (note_id - len(video)) + [video_id]
         return cls(
             chunk=seg[:, 0].copy(),
             note=seg[:, 1].copy(),
@@ -72,3 +65,13 @@ class Layout:
         offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
         out: np.ndarray = np.sort(offsets + np.arange(int(lengths.sum())))
         return out
+
+
+def _by_id(db: sqlite3.Connection, sql: str, width: int) -> np.ndarray:
+    """The rows of a query whose first column is the id, as an array indexed by id (-1 where no row has it)."""
+    import numpy as np
+
+    rows = np.asarray(db.execute(sql).fetchall(), dtype=np.int64).reshape(-1, width + 1)
+    out = np.full((int(rows[:, 0].max()) + 1 if len(rows) else 0, width), -1, dtype=np.int64)
+    out[rows[:, 0]] = rows[:, 1:]
+    return out

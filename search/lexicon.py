@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 #: FTS5's bm25 constants (ext/fts5/fts5_aux.c).
 K1 = 1.2
 B = 0.75
-#: The tables whose postings a build writes, and the tokenizer they are made with (store.SCHEMA's).
+#: The tables whose postings a build writes, and the tokenizer they are made with (store.FTS_SCHEMA's).
 TABLES = ("chunks_fts", "segments_fts")
+#: The kind of row (`search.parts.KINDS`) each table indexes.
+KINDS = {"chunks_fts": "chunks", "segments_fts": "segments"}
 TOKENIZE = "porter unicode61 remove_diacritics 2"
 #: Each table's postings: ``<table>.<part>.npy`` (terms are in the table ``lexicon`` of meta.sqlite).
 PARTS = ("starts", "rows", "counts", "lengths")
@@ -60,22 +62,31 @@ class Carried:
 
 
 def write(
-    db: sqlite3.Connection, folder: Path, rows: dict[str, int], carried: Carried | None = None
+    db: sqlite3.Connection,
+    folder: Path,
+    rows: dict[str, int],
+    carried: Carried | None = None,
+    prefix: str = "",
+    first_row: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Write the postings of every table in TABLES into ``folder``, and its terms into a table of ``db``; gives
     their record for the manifest. ``rows``: each table's rows in the new generation (ids 0 to rows - 1), every
-    one either in the FTS5 table of ``db`` or in a range of ``carried``."""
+    one either in the FTS5 table of ``db`` or in a range of ``carried``. A tail's (`search.parts`): files and
+    terms named with its ``prefix``, rows numbered from each table's ``first_row`` on."""
     import numpy as np
 
     db.execute(
-        "CREATE TABLE lexicon (tab TEXT NOT NULL, term TEXT NOT NULL, id INTEGER NOT NULL, "
+        "CREATE TABLE IF NOT EXISTS lexicon (tab TEXT NOT NULL, term TEXT NOT NULL, id INTEGER NOT NULL, "
         "PRIMARY KEY (tab, term)) WITHOUT ROWID"
     )
     record: dict[str, Any] = {}
     for table in TABLES:
         terms, starts, row_ids, counts = _read_fts5(db, table)
         n_rows = rows[table]
-        lengths = np.bincount(row_ids, weights=counts.astype(np.float64), minlength=n_rows).astype(np.int64)
+        first = (first_row or {}).get(table, 0)
+        lengths = np.bincount(row_ids - first, weights=counts.astype(np.float64), minlength=n_rows).astype(
+            np.int64
+        )
         tf = np.minimum(counts, MAX_COUNT).astype(np.uint16)
         if carried is not None and carried.ranges[table]:
             terms, starts, row_ids, tf = _merge(
@@ -90,9 +101,9 @@ def write(
             "lengths": lengths.astype(np.int32),
         }
         for part, values in parts.items():
-            np.save(folder / f"{table}.{part}.npy", values, allow_pickle=False)
+            np.save(folder / f"{prefix}{table}.{part}.npy", values, allow_pickle=False)
         db.executemany(
-            "INSERT INTO lexicon VALUES (?,?,?)", ((table, term, i) for i, term in enumerate(terms))
+            "INSERT INTO lexicon VALUES (?,?,?)", ((prefix + table, term, i) for i, term in enumerate(terms))
         )
         record[table] = {"rows": n_rows, "tokens": int(lengths.sum()), "terms": len(terms)}
     return record
@@ -138,13 +149,14 @@ def _merge(
     the carried rows' ``lengths``."""
     import numpy as np
 
-    old = carried.lexicon._postings(table)
+    postings = carried.lexicon._postings(table)
+    old = postings.pieces[0]  # a generation with a tail carries nothing (`search.previous.Previous.carried`)
     old_terms = carried.terms[table]
     f_terms, f_starts, f_rows, f_counts = fresh
-    renumber = np.full(len(old.lengths), -1, dtype=np.int64)
+    renumber = np.full(len(postings.lengths), -1, dtype=np.int64)
     for a, b, k in carried.ranges[table]:
         renumber[a : a + k] = np.arange(b, b + k)
-        lengths[b : b + k] = old.lengths[a : a + k]
+        lengths[b : b + k] = postings.lengths[a : a + k]
     # Terms in FTS5's order (by their UTF-8 bytes, which is Python's order of code points).
     terms = sorted(set(old_terms).union(f_terms))
     place = {t: i for i, t in enumerate(terms)}
@@ -177,13 +189,26 @@ def _merge(
 
 
 @dataclass(frozen=True)
-class _Postings:
+class _Piece:
+    """One set of a table's postings files: the base's, or a tail's (`search.parts`), its row ids global."""
+
+    #: Its terms' ``tab`` in the table ``lexicon``: the table's name, with the tail's prefix for a tail.
+    name: str
     starts: np.ndarray
     rows: np.ndarray
     counts: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Postings:
+    pieces: tuple[_Piece, ...]
+    #: Every row's length in tokens, base then tail.
     lengths: np.ndarray
+    #: The live rows (BM25's document count) and their mean length.
     n_rows: int
     avgdl: float
+    #: Whether each row is live, when some are dead (`search.parts`); None when all are.
+    alive: np.ndarray | None = None
 
 
 class Lexicon:
@@ -208,23 +233,23 @@ class Lexicon:
         record = manifest.get("lexicon")
         if not isinstance(record, dict):
             raise IndexUnusableError(f"the manifest in {gen} records no BM25 postings; {REBUILD_HINT}")
+        from search import parts
+
+        tail = parts.Tail.of(manifest)
         tables: dict[str, _Postings] = {}
         for table in TABLES:
-            parts = {}
-            for part in PARTS:
-                path = gen / f"{table}.{part}.npy"
-                try:
-                    # A plain array over the memory map: slicing a np.memmap costs a Python call a slice.
-                    parts[part] = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
-                except FileNotFoundError:
-                    raise IndexUnusableError(f"{path} is missing; {REBUILD_HINT}") from None
-                except (OSError, ValueError) as exc:
-                    raise IndexUnusableError(
-                        f"{path} is damaged ({str(exc)[:120]}); {REBUILD_HINT}"
-                    ) from None
+            base = _read_piece(gen, table, "")
+            pieces: tuple[_Piece, ...] = (base[0],)
+            lengths, alive = base[1], None
+            if tail is not None:
+                extra = _read_piece(gen, table, parts.TAIL_PREFIX)
+                pieces += (extra[0],)
+                lengths = np.concatenate([lengths, extra[1]])
+                alive = np.ones(len(lengths), dtype=bool)
+                alive[parts.dead_rows(gen, tail, KINDS[table])] = False
             n_rows = int(record[table]["rows"])
             avgdl = int(record[table]["tokens"]) / n_rows if n_rows else 0.0
-            tables[table] = _Postings(**parts, n_rows=n_rows, avgdl=avgdl)
+            tables[table] = _Postings(pieces, lengths, n_rows, avgdl, alive)
         return cls(db, tables)
 
     def _postings(self, table: str) -> _Postings:
@@ -243,12 +268,13 @@ class Lexicon:
         phrases = [ph for ph in phrases if ph]
         if not phrases or not p.n_rows:
             return []
-        ids = self._term_ids(table, [t for ph in phrases for t in ph])
+        asked = [t for ph in phrases for t in ph]
+        ids = {piece.name: self._term_ids(piece.name, asked) for piece in p.pieces}
         wanted = None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
         found_rows: list[np.ndarray] = []
         weights: list[np.ndarray] = []
         for phrase in phrases:  # one phrase after another, as FTS5 adds them up
-            held = self._holding(p, [ids.get(t) for t in phrase])
+            held = self._holding(p, [[ids[piece.name].get(t) for t in phrase] for piece in p.pieces])
             if held is None:
                 continue
             rows, counts = held
@@ -310,27 +336,25 @@ class Lexicon:
         return rows[kept], np.bincount(number, weights=weights, minlength=int(kept.sum()))
 
     @staticmethod
-    def _holding(p: _Postings, term_ids: list[int | None]) -> tuple[np.ndarray, np.ndarray] | None:
-        """The rows holding every one of some terms (in order) and the fewest times one of them occurs in each;
-        None when a term is in no row."""
+    def _holding(p: _Postings, term_ids: list[list[int | None]]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The live rows holding every one of some terms (their ids in each piece, in order) and the fewest times
+        one of them occurs in each; None when no row holds them."""
         import numpy as np
 
-        if not term_ids or any(t is None for t in term_ids):
+        found = [held for piece, ids in zip(p.pieces, term_ids, strict=True) if (held := _held(piece, ids))]
+        if not found:
             return None
-        rows = counts = None
-        for t in term_ids:
-            assert t is not None
-            a, b = int(p.starts[t]), int(p.starts[t + 1])
-            if rows is None or counts is None:
-                rows, counts = p.rows[a:b], p.counts[a:b]
-                continue
-            rows, mine, theirs = np.intersect1d(rows, p.rows[a:b], assume_unique=True, return_indices=True)
-            counts = np.minimum(counts[mine], p.counts[a:b][theirs])
-        assert rows is not None and counts is not None
+        if len(found) == 1:
+            rows, counts = found[0]
+        else:  # a tail's rows come after the base's: still in order
+            rows, counts = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+        if p.alive is not None:
+            live = p.alive[rows]
+            rows, counts = rows[live], counts[live]
         return (rows, counts) if len(rows) else None
 
     def _term_ids(self, table: str, terms: list[str]) -> dict[str, int | None]:
-        """The ids of some terms in a table (None: not in it), each looked up once by this process."""
+        """The ids of some terms in a table's piece (None: not in it), each looked up once by this process."""
         missing = sorted({t for t in terms if (table, t) not in self._ids})
         if missing:
             found = dict(
@@ -342,6 +366,45 @@ class Lexicon:
             for term in missing:
                 self._ids[(table, term)] = found.get(term)
         return {t: self._ids[(table, t)] for t in terms}
+
+
+def _held(piece: _Piece, term_ids: list[int | None]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows of one piece holding every one of some terms, and the fewest times one of them occurs in each."""
+    import numpy as np
+
+    if not term_ids or any(t is None for t in term_ids):
+        return None
+    rows = counts = None
+    for t in term_ids:
+        assert t is not None
+        a, b = int(piece.starts[t]), int(piece.starts[t + 1])
+        if rows is None or counts is None:
+            rows, counts = piece.rows[a:b], piece.counts[a:b]
+            continue
+        rows, mine, theirs = np.intersect1d(rows, piece.rows[a:b], assume_unique=True, return_indices=True)
+        counts = np.minimum(counts[mine], piece.counts[a:b][theirs])
+    assert rows is not None and counts is not None
+    return (rows, counts) if len(rows) else None
+
+
+def _read_piece(gen: Path, table: str, prefix: str) -> tuple[_Piece, np.ndarray]:
+    """A table's postings files of a generation (``prefix``: a tail's), mapped, and its rows' lengths."""
+    import numpy as np
+
+    from search.store import REBUILD_HINT
+
+    arrays = {}
+    for part in PARTS:
+        path = gen / f"{prefix}{table}.{part}.npy"
+        try:
+            # A plain array over the memory map: slicing a np.memmap costs a Python call a slice.
+            arrays[part] = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
+        except FileNotFoundError:
+            raise IndexUnusableError(f"{path} is missing; {REBUILD_HINT}") from None
+        except (OSError, ValueError) as exc:
+            raise IndexUnusableError(f"{path} is damaged ({str(exc)[:120]}); {REBUILD_HINT}") from None
+    piece = _Piece(prefix + table, arrays["starts"], arrays["rows"], arrays["counts"])
+    return piece, arrays["lengths"]
 
 
 class Tokenizer:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search import chunks as chunking
-from search import lexicon, store
+from search import lexicon, parts, store
 from search.errors import IndexMissingError, IndexUnusableError
 
 if TYPE_CHECKING:
-    from search.writer import Writer
+    from search.writer import RowFile, Writer
 
 
 @dataclass
@@ -59,31 +59,47 @@ class Previous:
     """The live generation, opened for reuse by a build that holds the lock."""
 
     def __init__(self, generation: Path, manifest: dict[str, Any]) -> None:
-        from search.writer import RowFile
-
         self.generation = generation
         self.manifest = manifest
         self.db = store.open_meta(generation)
-        self.chunks = store.read_vectors(generation, store.CHUNKS)
-        self.segments = store.read_vectors(generation, store.SEGMENTS)
+        self.tail = parts.Tail.of(manifest)
+        self.chunks = parts.open_vectors(generation, manifest, "chunks")
+        self.segments = parts.open_vectors(generation, manifest, "segments")
         # Checked as a reader checks them, then read by position (a rebuild reads every reused row once: mapped,
         # all of them would count in its resident memory).
-        rows = manifest["counts"]["words"]
-        word_codes, owners, self.codebook = store.read_words(generation, rows, manifest["model"]["dimension"])
+        word_codes, owners, self.codebook = parts.open_words(generation, manifest)
+        self._files: list[RowFile] = []
         self.words, self.owners = (
-            RowFile(
-                generation / name,
-                array.dtype,
-                array.shape[1] if array.ndim == 2 else None,
-                getattr(array, "offset", 0),
-                rows,
-            )
+            self._by_position(generation, name, array)
             for name, array in ((store.WORDS, word_codes), (store.WORD_OWNERS, owners))
         )
 
+    def _by_position(self, generation: Path, name: str, array: Any) -> Any:
+        """A checked array (or a base and tail's `search.parts.Rows`) of the live generation, read by position."""
+        from search.writer import RowFile
+
+        if isinstance(array, parts.Rows):
+            return parts.Rows(
+                self._by_position(generation, name, array.base),
+                self._by_position(generation, parts.tail_file(name), array.tail),
+                array.first,
+            )
+        file = RowFile(
+            generation / name,
+            array.dtype,
+            array.shape[1] if array.ndim == 2 else None,
+            _offset(generation / name, array),
+            len(array),
+        )
+        self._files.append(file)
+        return file
+
     def carried(self) -> lexicon.Carried | None:
         """Its BM25 postings, for the notes copied whole; None when they cannot be read (damaged): every note is
-        then given to FTS5 again, and the build makes them anew."""
+        then given to FTS5 again, and the build makes them anew. None too when it has a tail (its postings are in
+        two parts): a rebuild that does not extend it rewrites every note's postings."""
+        if self.tail is not None:
+            return None
         try:
             found = lexicon.Lexicon.of(self.generation, self.db, self.manifest)
         except IndexUnusableError:
@@ -93,10 +109,64 @@ class Previous:
             terms[table].append(term)
         return lexicon.Carried(found, terms)
 
+    def extension(self, kept: set[str], added: int, codebook_digest: str) -> parts.Extension | None:
+        """How a rebuild that keeps the notes ``kept`` as they are and reads ``added`` notes new to the index can
+        extend this generation with a tail (`search.parts`); None when it should rewrite everything: the index is
+        small, its word codebook is another, or the tail or the dead rows would grow past their share."""
+        import numpy as np
+
+        if self.codebook.digest != codebook_digest:
+            return None
+        (notes,) = self.db.execute("SELECT COALESCE(MAX(id), -1) + 1 FROM notes").fetchone()
+        totals = parts.Tail(self.chunks.ntotal, self.segments.ntotal, len(self.words), int(notes))
+        first = self.tail or totals
+        if first.chunks < parts.EXTEND_FROM:
+            return None
+        killed = [
+            int(r[0]) for r in self.db.execute("SELECT id, path FROM notes").fetchall() if r[1] not in kept
+        ]
+        dead: dict[str, np.ndarray] = {}
+        for kind in parts.KINDS:
+            gone = np.array(
+                [
+                    r[0]
+                    for r in self.db.execute(
+                        f"SELECT id FROM {kind} WHERE note_id IN (SELECT value FROM json_each(?))",
+                        (json.dumps(killed),),
+                    )
+                ],
+                dtype=np.int64,
+            )
+            dead[kind] = np.union1d(parts.dead_rows(self.generation, self.tail, kind), gone)
+            live = self.manifest["counts"][kind]
+            # The rows the tail will hold: its rows so far, those of the notes read again (about as many as they
+            # had), and the new notes' (as many as a note has on average).
+            tail = (
+                totals.first(kind)
+                - first.first(kind)
+                + len(gone)
+                + added * live / max(1, len(kept) + len(killed))
+            )
+            if max(tail, len(dead[kind])) > parts.TAIL_SHARE * first.first(kind):
+                return None
+        return parts.Extension(self.generation, self.manifest, first, totals, killed, dead)
+
+    def kept_notes(self) -> dict[str, tuple[int, int, int, list[str]]]:
+        """For each note (by path), as a generation that extends this one keeps it: its id, its chunk and segment
+        counts, and the timestamps it had ignored."""
+        counts = {
+            kind: dict(self.db.execute(f"SELECT note_id, COUNT(*) FROM {kind} GROUP BY note_id").fetchall())
+            for kind in parts.KINDS
+        }
+        return {
+            r[1]: (r[0], counts["chunks"].get(r[0], 0), counts["segments"].get(r[0], 0), json.loads(r[2]))
+            for r in self.db.execute("SELECT id, path, dropped FROM notes")
+        }
+
     def close(self) -> None:
         self.db.close()
-        self.words.close()
-        self.owners.close()
+        for file in self._files:
+            file.close()
 
     def dropped(self) -> dict[str, list[str]]:
         """The timestamps each note of the live index had ignored (by path)."""
@@ -199,6 +269,11 @@ class Previous:
             return codes
         # The model's codebook was learnt again (its cache was cleared): coded anew, from the decoded words.
         return writer.codebook.encode(self.codebook.decode(codes))
+
+
+def _offset(path: Path, array: Any) -> int:
+    """Where an .npy file's rows start: after its header (they run to its end)."""
+    return int(path.stat().st_size - array.nbytes)
 
 
 def _rows(index: Any, first: int, count: int) -> Any:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from search import embed, rank, store
+from search import embed, parts, rank, store
 from search.errors import IndexUnusableError, YtnotesError
 from search.layout import NO_LINK, Layout
 from search.lexicon import Lexicon
@@ -236,19 +236,10 @@ class Index:
             # the rest.
             self._loading = ThreadPoolExecutor(max_workers=1).submit(self._load_encoder)
         self.db = store.open_meta(self.generation)
-        self.chunks = store.read_vectors(self.generation, store.CHUNKS)
-        self.segments = store.read_vectors(self.generation, store.SEGMENTS)
+        self.chunks = parts.open_vectors(self.generation, self.manifest, "chunks")
+        self.segments = parts.open_vectors(self.generation, self.manifest, "segments")
         self.lexicon = Lexicon.of(self.generation, self.db, self.manifest)
-        self.words, self.word_owners, self.word_codebook = store.read_words(
-            self.generation, self.manifest["counts"]["words"], self.manifest["model"]["dimension"]
-        )
-        if (
-            self.chunks.ntotal != self.manifest["counts"]["chunks"]
-            or self.segments.ntotal != self.manifest["counts"]["segments"]
-        ):
-            raise IndexUnusableError(
-                f"the vectors in {self.generation} do not match its manifest; {store.REBUILD_HINT}"
-            )
+        self.words, self.word_owners, self.word_codebook = parts.open_words(self.generation, self.manifest)
         # Measured now: a later build deletes this folder once it has swapped in the next (`info` may come after).
         self.size_bytes = store.size_on_disk(self.generation)
 
@@ -697,7 +688,7 @@ class Index:
         depth = weights.depth
         found: dict[int, None] = {}
         if weights.chunk_dense:
-            _, ids = _search(self.chunks, query, depth, allowed)
+            _, ids = self.chunks.search(query, depth, allowed)
             found.update(dict.fromkeys(int(i) for i in ids))
         if weights.segment_dense:
             allowed_segments = None
@@ -707,7 +698,7 @@ class Index:
                     (json.dumps(allowed),),
                 )
                 allowed_segments = [i for a, b in spans for i in range(a, b)]
-            _, seg_ids = _search(self.segments, query, depth * 3, allowed_segments)
+            _, seg_ids = self.segments.search(query, depth * 3, allowed_segments)
             found.update(dict.fromkeys(self._chunks_of([int(i) for i in seg_ids])[:depth]))
         if weights.lexical:
             found.update(
@@ -875,36 +866,6 @@ def _check_text(text: str, what: str) -> str:
     if len(text) > 1000:
         raise YtnotesError(f"the {what} is {len(text)} characters; keep it under 1,000")
     return text
-
-
-def _search(
-    index: Any, query: np.ndarray, k: int, allowed: list[int] | None
-) -> tuple[np.ndarray, np.ndarray]:
-    import faiss
-    import numpy as np
-
-    params: Any = None
-    ivf = hasattr(index, "nprobe")
-    if allowed is not None and ivf and len(allowed) <= EXACT_WITHIN:
-        # A filter that leaves few vectors: scored exactly (an IVF would search only the lists it probes).
-        chosen = np.asarray(allowed, dtype=np.int64)
-        sims = index.reconstruct_batch(chosen) @ query[0]
-        best = np.argsort(-sims, kind="stable")[:k]
-        return sims[best], chosen[best]
-    if allowed is not None:
-        params = faiss.SearchParameters()
-        if ivf:
-            params = faiss.SearchParametersIVF()
-            params.nprobe = index.nprobe
-        params.sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-    scores, ids = index.search(query, min(k, index.ntotal), params=params)
-    keep = ids[0] >= 0
-    return scores[0][keep], ids[0][keep]
-
-
-#: A filtered search of an approximate (IVF) index scores the allowed vectors exactly when there are at most this
-#: many (reading them back costs about as much as an exact scan of as many).
-EXACT_WITHIN = 20_000
 
 
 def _context(texts: list[str], best: int) -> tuple[str, str]:

@@ -67,16 +67,18 @@ CREATE TABLE chunks (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES
 CREATE TABLE segments (id INTEGER PRIMARY KEY, note_id INTEGER NOT NULL REFERENCES notes(id),
                        chunk_id INTEGER NOT NULL REFERENCES chunks(id), text TEXT NOT NULL,
                        times TEXT NOT NULL, link_time INTEGER, line INTEGER NOT NULL);
--- Lexical indexes, for the build only: their postings are written to files (`search.lexicon`), then they are
--- dropped. A chunk's row holds its title and heading path too, as its vector's text does (the embedded text is
--- the note's title, the chunk's heading and text: `search.chunks.embed_text`). Contentless: a copy of every text
--- was 0.94 KB a passage.
-CREATE VIRTUAL TABLE chunks_fts USING fts5(body, content = '', tokenize = 'porter unicode61 remove_diacritics 2');
-CREATE VIRTUAL TABLE segments_fts USING fts5(body, content = '', tokenize = 'porter unicode61 remove_diacritics 2');
 CREATE INDEX chunks_note ON chunks(note_id);
 CREATE INDEX chunks_key ON chunks(key);
 CREATE INDEX segments_note ON segments(note_id);
 CREATE INDEX segments_chunk ON segments(chunk_id);
+"""
+#: Lexical indexes, for the build only: their postings are written to files (`search.lexicon`), then they are
+#: dropped. A chunk's row holds its title and heading path too, as its vector's text does (the embedded text is
+#: the note's title, the chunk's heading and text: `search.chunks.embed_text`). Contentless: a copy of every text
+#: was 0.94 KB a passage.
+FTS_SCHEMA = """
+CREATE VIRTUAL TABLE chunks_fts USING fts5(body, content = '', tokenize = 'porter unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE segments_fts USING fts5(body, content = '', tokenize = 'porter unicode61 remove_diacritics 2');
 """
 
 REBUILD_HINT = "run `ytnotes build --full` to rebuild it"

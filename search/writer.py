@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search import lexicon, store, word_codebook
+from search import lexicon, parts, store, word_codebook
 
 if TYPE_CHECKING:
     import numpy as np
@@ -173,11 +173,14 @@ class Writer:
         codebook: Codebook,
         previous: tuple[Any, Any] | None = None,
         carried: lexicon.Carried | None = None,
+        extension: parts.Extension | None = None,
     ) -> None:
         """``codebook``: the model's, which codes the word vectors (`put` and `put_words` take codes made with it).
-        ``previous``: the live generation's chunk and segment FAISS indexes, when vectors are copied from it (an
-        IVF's lists are then kept, see `search.store.vector_index`). ``carried``: its BM25 postings, which the
-        notes it copies whole (`NoteData.postings_from`) keep."""
+        ``previous``: the live generation's chunk and segment vectors (`search.parts.Vectors`), when vectors are
+        copied from there (an IVF's lists are then kept, see `search.store.vector_index`). ``carried``: its BM25
+        postings, which the notes it copies whole (`NoteData.postings_from`) keep. ``extension``: write a
+        generation that extends the live one with a tail (`search.parts`): the notes not killed stay as they are,
+        and only the notes numbered here are written."""
         import numpy as np
 
         self.index_dir = index_dir
@@ -185,26 +188,90 @@ class Writer:
         self.codebook = codebook
         self.dir = index_dir / f".tmp-{secrets.token_hex(6)}"
         self.dir.mkdir(parents=True)
-        self.notes = self.chunks = self.segments = 0
-        self._written = 0
+        self.extension = extension
+        start = extension.totals if extension is not None else None
+        self.notes = start.notes if start else 0
+        self.chunks = start.chunks if start else 0
+        self.segments = start.segments if start else 0
+        self.numbered = self._written = 0
+        # The first row each file holds (a tail's files hold the rows after its base's).
+        first = extension.first if extension is not None else None
+        self._first_chunk = first.chunks if first else 0
+        self._first_segment = first.segments if first else 0
+        self._first_word = first.words if first else 0
         self.previous = previous
         self.carried = carried
         self._files: list[RowFile] = []
         try:  # a full disk may fail any of these: nothing is left behind
-            self.db = sqlite3.connect(self.dir / store.META)
-            # A file no reader sees until it is complete, fsynced and renamed: no journal, no syncs while writing.
-            self.db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;\n" + store.SCHEMA)
-            self.chunk_vectors = self._file(".chunks.f32", np.float32, dimension)
-            self.segment_vectors = self._file(".segments.f32", np.float32, dimension)
-            self.words = self._file(store.WORDS, np.uint8, codebook.parts, NPY_HEADER)
-            self.owners = self._file(store.WORD_OWNERS, np.int16, None, NPY_HEADER)
+            name = parts.tail_file if extension is not None else (lambda n: n)
+            header = NPY_HEADER if extension is not None else 0
+            self.chunk_vectors = self._file(name("chunks.npy"), np.float32, dimension, header)
+            self.segment_vectors = self._file(name("segments.npy"), np.float32, dimension, header)
+            self.words = self._file(name(store.WORDS), np.uint8, codebook.parts, NPY_HEADER)
+            self.owners = self._file(name(store.WORD_OWNERS), np.int16, None, NPY_HEADER)
             # For each chunk and segment row, 1 + its row in the live generation when its vector was copied from
             # there (0, as a file's unwritten bytes read: encoded anew).
             self.chunk_origins = self._file(".chunks.origin", np.int64, None)
             self.segment_origins = self._file(".segments.origin", np.int64, None)
+            if extension is None:
+                self.db = sqlite3.connect(self.dir / store.META)
+                # A file no reader sees until it is complete, fsynced and renamed: no journal, no syncs while
+                # writing.
+                self.db.executescript(
+                    "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;\n" + store.SCHEMA + store.FTS_SCHEMA
+                )
+            else:
+                self._start_tail(extension)
         except BaseException:
             self.discard()
             raise
+
+    def _start_tail(self, extension: parts.Extension) -> None:
+        """Begin a generation that extends the live one: its metadata copied without the killed notes' rows, its
+        tail's vectors and words so far copied, and those rows' texts given to FTS5 (the tail's postings are
+        made anew: the tail is small)."""
+        import shutil
+
+        from search import chunks as chunking
+
+        shutil.copyfile(extension.live / store.META, self.dir / store.META)
+        self.db = sqlite3.connect(self.dir / store.META)
+        self.db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;\n" + store.FTS_SCHEMA)
+        killed = json.dumps(extension.killed_notes)
+        for table in ("segments", "chunks", "notes"):
+            column = "id" if table == "notes" else "note_id"
+            self.db.execute(
+                f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))", (killed,)
+            )
+        old = parts.Tail.of(extension.live_manifest)
+        if old is not None:
+            for file, name in (
+                (self.chunk_vectors, "chunks.npy"),
+                (self.segment_vectors, "segments.npy"),
+                (self.words, store.WORDS),
+                (self.owners, store.WORD_OWNERS),
+            ):
+                rows = parts.load(extension.live / parts.tail_file(name), file.dtype, file.width)
+                for at in range(0, len(rows), BATCH):
+                    file.put(at, rows[at : at + BATCH])
+                file.grow(len(rows))
+        segments = self.db.execute(
+            "SELECT id, chunk_id, text FROM segments WHERE id >= ? ORDER BY id", (self._first_segment,)
+        ).fetchall()
+        self.db.executemany(
+            "INSERT INTO segments_fts(rowid, body) VALUES (?,?)", ((r[0], r[2]) for r in segments)
+        )
+        texts: dict[int, list[str]] = {}
+        for _, chunk_id, text in segments:
+            texts.setdefault(chunk_id, []).append(text)
+        sql = "SELECT c.id, c.heading, n.title FROM chunks c JOIN notes n ON n.id = c.note_id WHERE c.id >= ?"
+        self.db.executemany(
+            "INSERT INTO chunks_fts(rowid, body) VALUES (?,?)",
+            (
+                (cid, chunking.stored_embed_text(title, tuple(json.loads(heading)), " ".join(texts[cid])))
+                for cid, heading, title in self.db.execute(sql, (self._first_chunk,)).fetchall()
+            ),
+        )
 
     def _file(self, name: str, dtype: Any, width: int | None, header: int = 0) -> RowFile:
         self._files.append(RowFile(self.dir / name, dtype, width, header))
@@ -221,6 +288,7 @@ class Writer:
             data.chunk_segments.append(first)
             first += chunk[3]
         self.notes += 1
+        self.numbered += 1
         self.chunks += len(data.chunks)
         self.segments = first
 
@@ -241,11 +309,15 @@ class Writer:
 
         if len(segments) != data.chunks[c][3] or len(word_codes) != len(owners):
             raise ValueError(f"vectors of chunk {c} of {data.rel} do not match its rows")
-        self.chunk_vectors.put(data.chunk_start + c, chunk.reshape(1, -1))
-        self.segment_vectors.put(data.chunk_segments[c], segments)
+        chunk_row, segment_row = (
+            data.chunk_start + c - self._first_chunk,
+            data.chunk_segments[c] - self._first_segment,
+        )
+        self.chunk_vectors.put(chunk_row, chunk.reshape(1, -1))
+        self.segment_vectors.put(segment_row, segments)
         if origin is not None:
-            self.chunk_origins.put(data.chunk_start + c, np.array([origin[0] + 1]))
-            self.segment_origins.put(data.chunk_segments[c], np.arange(len(segments)) + origin[1] + 1)
+            self.chunk_origins.put(chunk_row, np.array([origin[0] + 1]))
+            self.segment_origins.put(segment_row, np.arange(len(segments)) + origin[1] + 1)
         self.put_words(data, c, word_codes, owners)
 
     def put_segments_of_note(
@@ -255,17 +327,21 @@ class Writer:
         ``origin`` on (its first chunk's and segment's) of the live generation."""
         import numpy as np
 
-        self.chunk_vectors.put(data.chunk_start, chunks)
-        self.segment_vectors.put(data.segment_start, segments)
-        self.chunk_origins.put(data.chunk_start, np.arange(len(chunks)) + origin[0] + 1)
-        self.segment_origins.put(data.segment_start, np.arange(len(segments)) + origin[1] + 1)
+        chunk_row, segment_row = (
+            data.chunk_start - self._first_chunk,
+            data.segment_start - self._first_segment,
+        )
+        self.chunk_vectors.put(chunk_row, chunks)
+        self.segment_vectors.put(segment_row, segments)
+        self.chunk_origins.put(chunk_row, np.arange(len(chunks)) + origin[0] + 1)
+        self.segment_origins.put(segment_row, np.arange(len(segments)) + origin[1] + 1)
 
     def put_words(self, data: NoteData, c: int, word_codes: np.ndarray, owners: np.ndarray) -> None:
         """Chunk c's word vectors only, as codes of `self.codebook` (its other vectors given by
         `put_segments_of_note`, or by `put`)."""
         start = self.words.append(word_codes)
         self.owners.put(start, owners)
-        data.word_rows[c] = (start, len(word_codes))
+        data.word_rows[c] = (start + self._first_word, len(word_codes))
 
     def add_rows(self, data: NoteData) -> None:
         """Write a numbered note's rows, its chunks' vectors all given; the note is then no longer needed."""
@@ -321,8 +397,10 @@ class Writer:
         """Make the FAISS files from the vectors written, complete the files, and make the generation live."""
         import faiss
 
-        if self._written != self.notes:
-            raise RuntimeError(f"{self.notes - self._written} notes numbered but never written")
+        if self._written != self.numbered:
+            raise RuntimeError(f"{self.numbered - self._written} notes numbered but never written")
+        if self.extension is not None:
+            return self._publish_tail(manifest, self.extension)
         self.db.commit()
         # The full-text indexes merged into one b-tree each (before their postings are read from them).
         for table in lexicon.TABLES:
@@ -340,7 +418,7 @@ class Writer:
         self.db.close()
         word_codebook.save(self.dir / word_codebook.FILE, self.codebook)
         manifest = {**manifest, "lexicon": postings, "vectors": {}, "word_codebook": self.codebook.digest}
-        previous = self.previous or (None, None)
+        previous = (self.previous[0].base, self.previous[1].base) if self.previous else (None, None)
         for name, rows, count, origins, live in (
             (store.CHUNKS, self.chunk_vectors, self.chunks, self.chunk_origins, previous[0]),
             (store.SEGMENTS, self.segment_vectors, self.segments, self.segment_origins, previous[1]),
@@ -359,6 +437,69 @@ class Writer:
             part.finish_npy()
             part.close()
         manifest["counts"] = {**manifest.get("counts", {}), "words": self.words.rows}
+        return store.publish(self.index_dir, self.dir, manifest)
+
+    def _publish_tail(self, manifest: dict[str, Any], extension: parts.Extension) -> Path:
+        """Complete a generation that extends the live one (`search.parts`) and make it live."""
+        import numpy as np
+
+        self.db.commit()
+        for table in lexicon.TABLES:
+            self.db.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
+        self.db.execute("DELETE FROM lexicon WHERE tab LIKE ?", (parts.TAIL_PREFIX + "%",))  # the live tail's
+        first = {"chunks_fts": self._first_chunk, "segments_fts": self._first_segment}
+        rows = {
+            "chunks_fts": self.chunks - self._first_chunk,
+            "segments_fts": self.segments - self._first_segment,
+        }
+        postings = lexicon.write(self.db, self.dir, rows, prefix=parts.TAIL_PREFIX, first_row=first)
+        for table in lexicon.TABLES:
+            self.db.execute(f"DROP TABLE {table}")
+        self.db.commit()  # not vacuumed: the pages the killed rows freed are used again by the next tail
+        self.db.close()
+        for file, count in (
+            (self.chunk_vectors, rows["chunks_fts"]),
+            (self.segment_vectors, rows["segments_fts"]),
+        ):
+            file.grow(count)
+            if len(file) != count:
+                raise RuntimeError(f"{len(file)} vectors written for {count} rows of {file.path.name}")
+        for file in (self.chunk_vectors, self.segment_vectors, self.words, self.owners):
+            file.finish_npy()
+            file.close()
+        for file in (self.chunk_origins, self.segment_origins):
+            file.close()
+            file.path.unlink()
+        for kind, dead in extension.dead.items():
+            np.save(self.dir / parts.dead_file(kind), np.asarray(dead, dtype=np.int64), allow_pickle=False)
+        parts.link_base(extension.live, self.dir)
+        live = extension.live_manifest
+        record: dict[str, Any] = {}
+        for table, kind in lexicon.KINDS.items():
+            base_lengths = np.load(self.dir / f"{table}.lengths.npy", mmap_mode="r", allow_pickle=False)
+            dead = extension.dead[kind]
+            dead = dead[dead < len(base_lengths)]
+            tokens = int(base_lengths.sum()) - int(base_lengths[dead].sum()) + postings[table]["tokens"]
+            record[table] = {
+                "rows": manifest["counts"][kind],
+                "tokens": tokens,
+                "terms": live["lexicon"][table]["terms"],  # the base's
+                "tail_terms": postings[table]["terms"],
+            }
+        first_rows = extension.first
+        manifest = {
+            **manifest,
+            "lexicon": record,
+            "vectors": live["vectors"],
+            "word_codebook": self.codebook.digest,
+            "tail": {
+                "chunks": first_rows.chunks,
+                "segments": first_rows.segments,
+                "words": first_rows.words,
+                "notes": first_rows.notes,
+            },
+        }
+        manifest["counts"] = {**manifest.get("counts", {}), "words": self._first_word + self.words.rows}
         return store.publish(self.index_dir, self.dir, manifest)
 
     def discard(self) -> None:

@@ -1,13 +1,14 @@
 """What an answer costs in a process that answers many questions (as `serve` does), and what the in-memory layout
 saves against SQL queries.
 
-    .venv/bin/python scripts/bench_answer.py --index DIR [--questions 300] [--rounds 2]
+    .venv/bin/python scripts/bench_answer.py --index DIR [--beside DIR] [--questions 300] [--rounds 2]
 
 One process, one thread (as the server's workers), the index opened as a worker opens it. For each question in
 turn: the question's encoding alone, then a whole answer (`search.answering.respond`, k=10, the JSON included) in
 each of two ways, in an order that alternates between rounds: as shipped; with SQL queries instead of the layout.
 Printed: the median time of each, each way's ratio to the shipped one, and the shipped answer's ratio to the
-encoding (issue 15's "whole answer <= 2x the encoding"). (BM25 from the build's postings against FTS5's bm25() was
+encoding (issue 15's "whole answer <= 2x the encoding"). ``--beside``: another index answered the same way,
+interleaved (e.g. the same notes before a rebuild extended them with a tail, `search/parts.py`). (BM25 from the build's postings against FTS5's bm25() was
 measured here too, 0.7x the answer time on 22k passages, until the index stopped keeping the FTS5 tables.)
 """
 
@@ -20,6 +21,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SETS = ("questions", "questions-2", "questions-3")
@@ -30,6 +32,7 @@ def main() -> int:
     ap.add_argument(
         "--index", type=Path, required=True, help="a built index (e.g. of ../shared/corpus/notes)"
     )
+    ap.add_argument("--beside", type=Path, help="another index, answered in turn with the shipped way")
     ap.add_argument("--questions", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
@@ -48,13 +51,20 @@ def main() -> int:
         if line.strip()
     ][: args.questions]
 
+    beside = IndexHolder(args.beside) if args.beside else None
+    chosen = holder
+
     def answer(q: str) -> None:
-        respond(holder, "ask", {"q": q, "k": 10, "channel": None, "video": None})
+        respond(chosen, "ask", {"q": q, "k": 10, "channel": None, "video": None})
 
     def use(way: str) -> None:
+        nonlocal chosen
+        chosen = beside if beside is not None and way == f"beside ({args.beside})" else holder
         retrieve.Index.layout = property(lambda self: None) if way == "SQL, no layout" else layout  # type: ignore[method-assign,assignment]
 
-    ways = ("shipped", "SQL, no layout")
+    ways: tuple[str, ...] = ("shipped", "SQL, no layout")
+    if beside is not None:
+        ways += (f"beside ({args.beside})",)
     for q in questions[:20]:  # warm-up: the layout is read, the pages are mapped
         for way in ways:
             use(way)
@@ -73,18 +83,28 @@ def main() -> int:
                 times[way].append(time.perf_counter() - began)
     use("shipped")
     median = {k: 1000 * statistics.median(v) for k, v in times.items()}
-    counts = index.manifest["counts"]
     print(
-        f"{args.index}: {counts['notes']} notes, {counts['chunks']} passages, {counts['segments']} segments; "
-        f"{len(questions)} questions x {args.rounds} rounds, one process, one thread; "
-        f"load average {os.getloadavg()[0]:.2f}"
+        f"{describe(args.index, index.manifest)}; {len(questions)} questions x {args.rounds} rounds, one process, "
+        f"one thread; load average {os.getloadavg()[0]:.2f}"
     )
+    if beside is not None:
+        print(f"beside it: {describe(args.beside, beside.get().manifest)}")
     print(f"{'work':<34} {'p50, ms':>8} {'vs shipped':>11}")
     print(f"{'encode the question (fp32)':<34} {median['encode']:>8.2f} {'':>11}")
     for way in ways:
         print(f"{'answer, ' + way:<34} {median[way]:>8.2f} {median[way] / median['shipped']:>10.2f}x")
     print(f"answer / encode (shipped)          {median['shipped'] / median['encode']:.2f}x (issue 15: <= 2x)")
     return 0
+
+
+def describe(path: Path, manifest: dict[str, Any]) -> str:
+    """An index's counts, and its tail's rows when it has one (`search/parts.py`)."""
+    counts = manifest["counts"]
+    text = f"{path}: {counts['notes']} notes, {counts['chunks']} passages, {counts['segments']} segments"
+    tail = manifest.get("tail")
+    if tail is None:
+        return text
+    return f"{text} (a tail after passage {tail['chunks']} and segment {tail['segments']})"
 
 
 if __name__ == "__main__":

@@ -378,6 +378,7 @@ def measure(
     last_copy = corpus / f"copy-{factor - 1:03d}"
     notes = sorted(last_copy.rglob("*.md"))
     edits = []
+    extended = 0  # rebuilds that extended the live generation rather than rewrote it (search.parts)
     originals: dict[Path, bytes] = {}
     for n in range(args.edits):
         note = notes[(n + 1) * len(notes) // (args.edits + 1)]
@@ -388,7 +389,9 @@ def measure(
                 f"[00:00:0{n}]</a>.\n"
             )
         edits.append(run(build, logs / "rebuild.log")[0])
+        extended += "tail" in store.read_manifest(store.current_generation(index))
     v["rebuild, one note edited, s"] = statistics.median(edits)
+    v["edited rebuilds that added a tail"] = extended
     for note, data in originals.items():  # the copies stay as made (a larger factor reads them too)
         note.write_bytes(data)
     say(f"{factor}x: done")
@@ -429,6 +432,7 @@ ROWS: list[tuple[str, str]] = [
     ("warm process RSS, MB", "{:.0f}"),
     ("rebuild, nothing changed, s", "{:.2f}"),
     ("rebuild, one note edited, s", "{:.2f}"),
+    ("edited rebuilds that added a tail", "{:.0f}"),
     ("load before build", "{:.2f}"),
     ("load before info/ask", "{:.2f}"),
     ("load before warm", "{:.2f}"),

@@ -150,7 +150,7 @@ def _merge(
     import numpy as np
 
     postings = carried.lexicon._postings(table)
-    old = postings.pieces[0]  # a generation with a tail carries nothing (`search.previous.Previous.carried`)
+    old = postings.pieces[0]  # the base's: the rows of a tail are given to FTS5 again (`Previous.copy_note`)
     old_terms = carried.terms[table]
     f_terms, f_starts, f_rows, f_counts = fresh
     renumber = np.full(len(postings.lengths), -1, dtype=np.int64)

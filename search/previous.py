@@ -96,16 +96,17 @@ class Previous:
 
     def carried(self) -> lexicon.Carried | None:
         """Its BM25 postings, for the notes copied whole; None when they cannot be read (damaged): every note is
-        then given to FTS5 again, and the build makes them anew. None too when it has a tail (its postings are in
-        two parts): a rebuild that does not extend it rewrites every note's postings."""
-        if self.tail is not None:
-            return None
+        then given to FTS5 again, and the build makes them anew. Of a generation with a tail, only its base's
+        postings are carried: the notes in its tail are given to FTS5 again (`copy_note`)."""
         try:
             found = lexicon.Lexicon.of(self.generation, self.db, self.manifest)
         except IndexUnusableError:
             return None
         terms: dict[str, list[str]] = {t: [] for t in lexicon.TABLES}
-        for table, term in self.db.execute("SELECT tab, term FROM lexicon ORDER BY tab, id"):
+        for table, term in self.db.execute(
+            "SELECT tab, term FROM lexicon WHERE tab IN (SELECT value FROM json_each(?)) ORDER BY tab, id",
+            (json.dumps(lexicon.TABLES),),
+        ):
             terms[table].append(term)
         return lexicon.Carried(found, terms)
 
@@ -220,7 +221,8 @@ class Previous:
             for i, c in enumerate(chunks)
         )
         if contiguous:  # as every build writes them: a note's vectors in two reads
-            data.postings_from = (first, first_seg)
+            if self.tail is None or first < self.tail.chunks:  # in the base, whose postings are carried
+                data.postings_from = (first, first_seg)
             writer.put_segments_of_note(
                 data,
                 _rows(self.chunks, first, len(chunks)),

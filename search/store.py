@@ -14,6 +14,9 @@ Layout of an index folder (default ``~/.local/share/ytnotes/index``, see `search
         word_codebook.npy  float32 centroids that decode words.npy (its digest is in the manifest)
         <fts table>.<part>.npy  the BM25 postings of chunks_fts and segments_fts, FTS5 tables of the build
                          only (see `search.lexicon`)
+        tail.*, dead.*   in a generation a rebuild of a few notes made by extending the live one: the rows it
+                         added and the rows it dropped (the files above are then the live one's, hard-linked;
+                         see `search.parts`)
     .lock                held by the build writing this folder
 
 A build writes a new generation in a ``.tmp-*`` folder while it reads the notes (`search.writer`), renames it,
@@ -47,6 +50,9 @@ if TYPE_CHECKING:
     from search import words
 
 FORMAT_VERSION = 4
+#: A generation with a tail (`search.parts`): an older ytnotes, which reads only FORMAT_VERSION, says to rebuild
+#: rather than finds its vectors do not match their counts.
+TAIL_FORMAT_VERSION = 5
 CURRENT = "CURRENT"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
@@ -265,11 +271,14 @@ def read_manifest(gen: Path) -> dict[str, Any]:
         raise IndexUnusableError(
             f"the index manifest {gen / MANIFEST} is unreadable ({exc}); {REBUILD_HINT}"
         ) from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in (
+        FORMAT_VERSION,
+        TAIL_FORMAT_VERSION,
+    ):
         found = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise IndexUnusableError(
-            f"the index in {gen.parent} has format version {found}, this ytnotes reads {FORMAT_VERSION}; "
-            f"{REBUILD_HINT}"
+            f"the index in {gen.parent} has format version {found}, this ytnotes reads {FORMAT_VERSION} and "
+            f"{TAIL_FORMAT_VERSION}; {REBUILD_HINT}"
         )
     return manifest
 

@@ -489,6 +489,7 @@ class Writer:
         first_rows = extension.first
         manifest = {
             **manifest,
+            "format_version": store.TAIL_FORMAT_VERSION,
             "lexicon": record,
             "vectors": live["vectors"],
             "word_codebook": self.codebook.digest,

@@ -86,8 +86,8 @@ def test_onnx_and_torch_questions_find_the_same_top_ten(sample_index: Path) -> N
     idx = open_index(sample_index)
     reference = embed.load_encoder()
     for item in EXPECTATIONS["ask"]:
-        a = idx.chunks.search(reference.encode([item["q"]]), 10)[1][0].tolist()
-        b = idx.chunks.search(idx.encoder.encode([item["q"]]), 10)[1][0].tolist()
+        a = idx.chunks.search(reference.encode([item["q"]]), 10, None)[1].tolist()
+        b = idx.chunks.search(idx.encoder.encode([item["q"]]), 10, None)[1].tolist()
         assert a == b, item["q"]
 
 

@@ -62,7 +62,8 @@ def main() -> int:
     questions = np.vstack([idx.encoder.encode([t]) for t in texts]).astype(np.float32)
     print(f"{args.index}: {len(texts)} questions, one search at a time on one thread")
     print(f"{'vectors':<10} {'n':>8}  {'search':<16} {'recall@10':>9}  {'recall@depth':>12}  {'ms':>6}")
-    for name, index in ((store.CHUNKS, idx.chunks), (store.SEGMENTS, idx.segments)):
+    # The FAISS files (of a full build: a generation with a tail, search/parts.py, searches its tail exactly).
+    for name, index in ((store.CHUNKS, idx.chunks.base), (store.SEGMENTS, idx.segments.base)):
         vectors = index.reconstruct_n(0, index.ntotal)
         n, dimension = vectors.shape
         depth = min(DEPTHS[name], n)

@@ -216,7 +216,7 @@ def main() -> int:
             t0 = time.perf_counter()
             dec(part)
             timings.append(time.perf_counter() - t0)
-        idx.words, idx.word_codebook = codes, Decoder(dec)  # type: ignore[assignment]
+        idx.words, idx.word_codebook = codes, Decoder(dec)
         results = ev.score(idx, questions, rank.HYBRID)
         rows += [(name, *r) for r in ev.summarise(questions, results, False) if r[1] == args.split]
         summary.append(

@@ -142,7 +142,7 @@ def test_the_second_pass_scores_as_with_unquantised_words(sample_index: Path) ->
         lead = idx._candidates(question, query, None, rank.HYBRID)[: rank.HYBRID.rerank]
         idx.words, idx.word_codebook = stored
         coded = idx._read_closely(asked, lead)
-        idx.words, idx.word_codebook = unquantised  # type: ignore[assignment]
+        idx.words, idx.word_codebook = unquantised
         exact = idx._read_closely(asked, lead)
         assert coded.keys() == exact.keys()
         gaps += [abs(coded[s] - exact[s]) for s in exact]

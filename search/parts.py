@@ -1,8 +1,9 @@
 """A generation made of a base and a tail, so that a rebuild of a few notes writes only what they changed.
 
 A full build writes every file of a generation (`search.writer`). At 220k passages that is 2.3 GB, and a rebuild
-of one edited note took 15-18 s, most of it copying vectors into new FAISS files. A rebuild that changes few
-notes (`extends`) therefore makes a generation that shares the live one's large files and adds a tail:
+of one edited note took 15-18 s, most of it copying vectors into new FAISS files. A rebuild that changes few notes
+(`search.previous.Previous.extension`) therefore makes a generation that shares the live one's large files and
+adds a tail (scripts/bench_rebuild.py at 220k passages: 1.62 s for one note edited, 4.56 s for 300 at once):
 
     base files       the FAISS files, words.npy, word_owners.npy and the BM25 postings of the last full build,
                      hard links to the live generation's (never written again: an unlinked name leaves the other)
@@ -34,8 +35,9 @@ KINDS = ("chunks", "segments")
 #: A rebuild extends the live generation while its tail (new rows since the last full build) and its dead rows
 #: each stay within this share of its base's rows; past it, it rewrites everything (and the tail is gone).
 TAIL_SHARE = 0.02
-#: ... and only an index of at least this many passages: below it a full rewrite costs about as little (a one-note
-#: rebuild of 22k passages took 1.9 s) and its row ids stay dense.
+#: ... and only an index of at least this many passages: below it a full rewrite costs little (a one-note rebuild
+#: of 22k passages took 1.9 s rewritten, 0.66 s extended) and its row ids stay dense. A tail's passages are
+#: searched exactly: at 2 % of 220k passages (4.4k passages, 15k segments), a little more than a base's IVF scan.
 EXTEND_FROM = 20_000
 
 

@@ -53,6 +53,10 @@ def test_a_codebook_codes_and_decodes_the_vectors_it_learnt_from(tmp_path: Path)
     assert codes.shape == (2000, book.parts) and codes.dtype == np.uint8
     back = book.decode(codes)
     assert np.allclose(np.linalg.norm(back, axis=1), 1.0, atol=1e-5)
+    # A word decodes to its parts' centroids, made unit length (faiss does the gather: the same floats).
+    gathered = book.centroids[np.arange(book.parts), codes.astype(np.intp)].reshape(len(codes), -1)
+    assert np.array_equal(back, gathered / np.linalg.norm(gathered, axis=1, keepdims=True))
+    assert book.decode(codes[:0]).shape == (0, embed.DIMENSION)
     cosines = np.sum(vectors * back, axis=1)
     unrelated = np.sum(vectors * np.roll(vectors, 1, axis=0), axis=1)
     assert cosines.mean() > 0.9 and cosines.mean() > unrelated.mean() + 0.3, (

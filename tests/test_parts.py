@@ -16,7 +16,7 @@ from conftest import EXPECTATIONS, SAMPLE_NOTES, run_cli
 from search import chunks as chunking
 from search import lexicon, parts, rank, retrieve, store
 from search.build import build_index
-from search.errors import IndexWriteError
+from search.errors import IndexWriteError, YtnotesError
 
 EDITED = '\n\nTidal estuaries drown river valleys as the sea rises <a class="yt-timestamp" data-t="00:01:07">[00:01:07]</a>.\n'
 ADDED = """---
@@ -67,6 +67,14 @@ def _answers(index_dir: Path) -> list[Any]:
             )
             out.append((result.hit.video_id, result.hit.seconds, result.hit.path, result.hit.sentence))
             out.append(round(result.hit.score, 5))
+        for channel, video in (("stanford", None), (None, "abcdefghijk")):  # filters (the added note's video)
+            try:
+                results = index.answer(q, k=3, channel=channel, video=video)
+            except YtnotesError as exc:  # before the note is added
+                out.append(str(exc))
+                continue
+            for r in results:
+                out.append((r.hit.video_id, r.hit.seconds, r.hit.sentence, round(r.hit.score, 5)))
         located = index.locate(q)
         out.append((located.found, round(located.confidence, 5), located.hit and located.hit.sentence))
     info = index.info()

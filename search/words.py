@@ -11,7 +11,9 @@ The codes are read by memory map, so a question decodes the rows of the ten pass
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from search import rank
@@ -97,17 +99,12 @@ class Codebook:
         pq.cp.niter = NITER
         pq.cp.min_points_per_centroid = 1  # the sample notes give about 23 words a centroid: no warning
         # One thread: on this 2-core machine, shared, faiss's OpenMP threads took 20 s where one thread took 5.
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
+        with one_faiss_thread():
             pq.train(data)
-        finally:
-            faiss.omp_set_num_threads(threads)
         return cls(faiss.vector_to_array(pq.centroids).reshape(pq.M, CENTROIDS, -1))
 
     def encode(self, rows: np.ndarray) -> np.ndarray:
         """Codes (uint8, one column a part) of word vectors: int8 rows (as `search.embed` makes them) or float."""
-        import faiss
         import numpy as np
 
         vectors = from_int8(rows) if rows.dtype == np.int8 else np.ascontiguousarray(rows, dtype=np.float32)
@@ -118,18 +115,13 @@ class Codebook:
         # setting is the calling thread's own (OpenMP keeps one per thread), and restored.
         if self._quantizer is None:
             self._quantizer = _quantizer(self.centroids)  # two threads may both make one: the same
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
+        with one_faiss_thread():
             codes: np.ndarray = self._quantizer.compute_codes(vectors)
-        finally:
-            faiss.omp_set_num_threads(threads)
         return codes.reshape(len(vectors), self.parts)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Codes back as unit float32 vectors (cosine with the original 0.83 on average for MiniLM's words of the
         shared corpus)."""
-        import faiss
         import numpy as np
 
         if self._quantizer is None:
@@ -139,15 +131,24 @@ class Codebook:
             return np.zeros((0, self.dimension), dtype=np.float32)
         # faiss's decode, on this thread only (see `encode`): each part's centroid, as indexing the centroids
         # gives, in 0.05 ms where numpy's gather took 0.48 (470 words, an answer's passages read closely).
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
+        with one_faiss_thread():
             vectors: np.ndarray = self._quantizer.decode(codes)
-        finally:
-            faiss.omp_set_num_threads(threads)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         out: np.ndarray = vectors / np.clip(norms, 1e-12, None)
         return out
+
+
+@contextlib.contextmanager
+def one_faiss_thread() -> Iterator[None]:
+    """faiss's OpenMP on the calling thread alone meanwhile (OpenMP keeps the setting per thread), then as it was."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def _quantizer(centroids: np.ndarray) -> Any:

@@ -453,7 +453,10 @@ def table(figures: list[Figures]) -> list[str]:
     for name, fmt in ROWS:
         cells = [fmt.format(f.values[name]) for f in figures]
         a, b = first.values[name], last.values[name]
-        growth = b / a if a else float("nan")
+        if not a:  # a count that starts at 0 (no rebuild extends at 1x): no growth to give
+            rows.append([name, *cells, "", ""])
+            continue
+        growth = b / a
         relative = "" if name.startswith("load") else f"{growth / chunk_growth:.2f}"
         rows.append([name, *cells, f"{growth:.2f}x", relative])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]

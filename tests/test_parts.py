@@ -223,3 +223,33 @@ def test_the_cli_answers_from_a_generation_with_a_tail(tmp_path: Path, extending
     assert (
         info["chunks"] == retrieve.open_index(index).db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     )
+
+
+def test_an_ivf_base_and_a_tail_give_the_nearest_live_rows_and_never_a_dead_one(
+    tmp_path: Path, extending: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "ANN_MIN", 100)  # the samples' vectors are IVFs, each list probed (exact)
+    notes, files = _notes(tmp_path)
+    index_dir = tmp_path / "index"
+    build_index(notes, index_dir)
+    _change(notes, files)
+    generation = build_index(notes, index_dir).generation
+    manifest = store.read_manifest(generation)
+    assert {manifest["vectors"][name]["type"] for name in (store.CHUNKS, store.SEGMENTS)} == {"ivf"}
+    index = retrieve.open_index(index_dir)
+    for kind, vectors in (("chunks", index.chunks), ("segments", index.segments)):
+        dead = set(parts.dead_rows(generation, parts.Tail.of(manifest), kind).tolist())
+        live = np.asarray([r[0] for r in index.db.execute(f"SELECT id FROM {kind} ORDER BY id")])
+        assert dead and not dead & set(live.tolist()) and int(live.max()) >= vectors.first
+        stored = vectors.reconstruct_batch(live)
+        for q in ASKED:
+            query = index.encoder.encode([q])
+            scores, ids = vectors.search(query, 20, None)
+            assert not dead & set(ids.tolist())
+            # The 20 best live rows' scores, as an exact search of the live rows gives them (a near tie may
+            # order two rows either way).
+            exact = np.sort(stored @ query[0])[::-1][:20]
+            assert np.allclose(scores, exact, atol=1e-5), q
+            some = live[::3].tolist()
+            _, filtered = vectors.search(query, 5, some)
+            assert set(filtered.tolist()) <= set(some) and len(filtered) == 5

@@ -97,22 +97,24 @@ class StoredPassage:
     word_end: int
 
 
-def stored_passages(db: sqlite3.Connection, limit: int | None = None) -> list[StoredPassage]:
-    """The first ``limit`` passages (None: all) of an index's meta.sqlite, in id order, each made again from its
-    note's title, its heading and its segments' texts (`stored_embed_text_and_spans`)."""
+def stored_passages(db: sqlite3.Connection, limit: int | None = None, first: int = 0) -> list[StoredPassage]:
+    """The first ``limit`` passages (None: all) from id ``first`` on of an index's meta.sqlite, in id order, each
+    made again from its note's title, its heading and its segments' texts (`stored_embed_text_and_spans`)."""
     sql = (
         "SELECT c.id, c.heading, c.seg_start, c.seg_end, c.word_start, c.word_end, n.title FROM chunks c "
-        "JOIN notes n ON n.id = c.note_id ORDER BY c.id"
+        "JOIN notes n ON n.id = c.note_id WHERE c.id >= ? ORDER BY c.id"
     )
-    rows = db.execute(sql + ("" if limit is None else f" LIMIT {int(limit)}")).fetchall()
+    rows = db.execute(sql + ("" if limit is None else f" LIMIT {int(limit)}"), (first,)).fetchall()
+    start = min((r[2] for r in rows), default=0)
     end = max((r[3] for r in rows), default=0)
-    # Segment ids run from 0 in passage order (with holes in a generation with a tail: `search.parts`): one read
-    # for all of them.
-    texts: list[str] = [""] * end
-    for seg_id, text in db.execute("SELECT id, text FROM segments WHERE id < ?", (end,)):
-        texts[seg_id] = text
+    # Segment ids run in passage order (with holes in a generation with a tail: `search.parts`): one read for all
+    # of them.
+    texts: list[str] = [""] * (end - start)
+    for seg_id, text in db.execute("SELECT id, text FROM segments WHERE id >= ? AND id < ?", (start, end)):
+        texts[seg_id - start] = text
     out = []
     for chunk_id, heading, seg_start, seg_end, word_start, word_end, title in rows:
-        text, spans = stored_embed_text_and_spans(title, tuple(json.loads(heading)), texts[seg_start:seg_end])
+        parts = texts[seg_start - start : seg_end - start]
+        text, spans = stored_embed_text_and_spans(title, tuple(json.loads(heading)), parts)
         out.append(StoredPassage(chunk_id, text, spans, word_start, word_end))
     return out

@@ -228,13 +228,12 @@ class Lexicon:
         import numpy as np
 
         # Imported here: search.store imports (through search.words) a module that imports this one.
+        from search import parts
         from search.store import REBUILD_HINT
 
         record = manifest.get("lexicon")
         if not isinstance(record, dict):
             raise IndexUnusableError(f"the manifest in {gen} records no BM25 postings; {REBUILD_HINT}")
-        from search import parts
-
         tail = parts.Tail.of(manifest)
         tables: dict[str, _Postings] = {}
         for table in TABLES:
@@ -389,20 +388,9 @@ def _held(piece: _Piece, term_ids: list[int | None]) -> tuple[np.ndarray, np.nda
 
 def _read_piece(gen: Path, table: str, prefix: str) -> tuple[_Piece, np.ndarray]:
     """A table's postings files of a generation (``prefix``: a tail's), mapped, and its rows' lengths."""
-    import numpy as np
+    from search.parts import load
 
-    from search.store import REBUILD_HINT
-
-    arrays = {}
-    for part in PARTS:
-        path = gen / f"{prefix}{table}.{part}.npy"
-        try:
-            # A plain array over the memory map: slicing a np.memmap costs a Python call a slice.
-            arrays[part] = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
-        except FileNotFoundError:
-            raise IndexUnusableError(f"{path} is missing; {REBUILD_HINT}") from None
-        except (OSError, ValueError) as exc:
-            raise IndexUnusableError(f"{path} is damaged ({str(exc)[:120]}); {REBUILD_HINT}") from None
+    arrays = {part: load(gen / f"{prefix}{table}.{part}.npy") for part in PARTS}
     piece = _Piece(prefix + table, arrays["starts"], arrays["rows"], arrays["counts"])
     return piece, arrays["lengths"]
 

@@ -81,9 +81,10 @@ class Tail:
         return int(getattr(self, kind))
 
 
-def load(path: Path, dtype: Any, width: int | None = None) -> np.ndarray:
-    """An .npy file of a generation, memory-mapped, checked for its dtype (and width); IndexUnusableError naming it
-    when it is missing or damaged."""
+def load(path: Path, dtype: Any = None, width: int | None = None) -> np.ndarray:
+    """An .npy file of a generation, memory-mapped (a plain array over the map: slicing a np.memmap costs a Python
+    call a slice), checked for its dtype (unless None) and width; IndexUnusableError naming it when it is missing
+    or damaged."""
     import numpy as np
 
     from search.store import REBUILD_HINT
@@ -94,7 +95,9 @@ def load(path: Path, dtype: Any, width: int | None = None) -> np.ndarray:
         raise IndexUnusableError(f"{path} is missing; {REBUILD_HINT}") from None
     except (OSError, ValueError) as exc:
         raise IndexUnusableError(f"{path} is damaged ({str(exc)[:120]}); {REBUILD_HINT}") from None
-    if array.dtype != np.dtype(dtype) or (width is not None and array.shape[1:] != (width,)):
+    if (dtype is not None and array.dtype != np.dtype(dtype)) or (
+        width is not None and array.shape[1:] != (width,)
+    ):
         raise IndexUnusableError(
             f"{path} holds {array.dtype} {array.shape}, not {np.dtype(dtype)}; {REBUILD_HINT}"
         )

@@ -255,22 +255,13 @@ class Writer:
                 for at in range(0, len(rows), BATCH):
                     file.put(at, rows[at : at + BATCH])
                 file.grow(len(rows))
-        segments = self.db.execute(
-            "SELECT id, chunk_id, text FROM segments WHERE id >= ? ORDER BY id", (self._first_segment,)
-        ).fetchall()
         self.db.executemany(
-            "INSERT INTO segments_fts(rowid, body) VALUES (?,?)", ((r[0], r[2]) for r in segments)
+            "INSERT INTO segments_fts(rowid, body) VALUES (?,?)",
+            self.db.execute("SELECT id, text FROM segments WHERE id >= ?", (self._first_segment,)).fetchall(),
         )
-        texts: dict[int, list[str]] = {}
-        for _, chunk_id, text in segments:
-            texts.setdefault(chunk_id, []).append(text)
-        sql = "SELECT c.id, c.heading, n.title FROM chunks c JOIN notes n ON n.id = c.note_id WHERE c.id >= ?"
         self.db.executemany(
             "INSERT INTO chunks_fts(rowid, body) VALUES (?,?)",
-            (
-                (cid, chunking.stored_embed_text(title, tuple(json.loads(heading)), " ".join(texts[cid])))
-                for cid, heading, title in self.db.execute(sql, (self._first_chunk,)).fetchall()
-            ),
+            ((p.id, p.text) for p in chunking.stored_passages(self.db, first=self._first_chunk)),
         )
 
     def _file(self, name: str, dtype: Any, width: int | None, header: int = 0) -> RowFile:
@@ -476,7 +467,7 @@ class Writer:
         live = extension.live_manifest
         record: dict[str, Any] = {}
         for table, kind in lexicon.KINDS.items():
-            base_lengths = np.load(self.dir / f"{table}.lengths.npy", mmap_mode="r", allow_pickle=False)
+            base_lengths = parts.load(self.dir / f"{table}.lengths.npy", np.int32)
             dead = extension.dead[kind]
             dead = dead[dead < len(base_lengths)]
             tokens = int(base_lengths.sum()) - int(base_lengths[dead].sum()) + postings[table]["tokens"]

@@ -48,10 +48,12 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def start_server(index: Path, options: list[str]) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    index: Path, options: list[str], command: list[str] = YTNOTES
+) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.Popen(
-        [*YTNOTES, "serve", "--index", str(index), "--port", "0", *options],
+        [*command, "serve", "--index", str(index), "--port", "0", *options],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -126,10 +128,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 def measure(
-    index: Path, questions: list[str], clients: int, seconds: float, endpoint: str, options: list[str]
+    index: Path,
+    questions: list[str],
+    clients: int,
+    seconds: float,
+    endpoint: str,
+    options: list[str],
+    command: list[str] = YTNOTES,
 ) -> Run:
-    """Start the server, let the clients ask for ``seconds``."""
-    proc, url = start_server(index, options)
+    """Start the server (``command``: how to run ytnotes), let the clients ask for ``seconds``."""
+    proc, url = start_server(index, options, command)
     try:
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80

@@ -99,11 +99,21 @@ class Result:
         return list(dict.fromkeys([self.hit.note, *(m.note for m in self.moments)]))
 
     def to_json(self) -> dict[str, Any]:
-        keys = ("seconds", "timestamp", "url", "sentence", "note", "line", "heading", "score")
-        moments = [m.to_json() for m in self.moments]
         return {
             **self.hit.to_json(),
-            "moments": [{k: m[k] for k in keys} for m in moments],
+            "moments": [
+                {
+                    "seconds": m.seconds,
+                    "timestamp": m.timestamp,
+                    "url": m.url,
+                    "sentence": m.sentence,
+                    "note": m.note,
+                    "line": m.line,
+                    "heading": m.heading,
+                    "score": round(m.score, 4),
+                }
+                for m in self.moments
+            ],
             "notes": self.notes,
         }
 
@@ -226,6 +236,7 @@ class Index:
         self._encoder = encoder
         self._loading: Future[embed.Encoder] | None = None
         self._video_counts: dict[tuple[str | None, str | None], int] = {}
+        self._note_paths: dict[str, str] = {}  # a note's path in the index: its path on disk
         self._layout: Layout | None = None
         if encoder is None:
             # numpy first, in this thread: its C extension cannot be imported by two threads at once (the loader
@@ -772,49 +783,64 @@ class Index:
         """Hits read in full, in the order asked: each (rank, score, passage id, id of its best segment)."""
         chunk_ids = json.dumps(sorted({chunk_id for _, _, chunk_id, _ in wanted}))
         chunks = {
-            row["id"]: row
+            row[0]: row
             for row in self.db.execute(
-                "SELECT c.*, n.path, n.title, n.channel, n.video_id FROM chunks c JOIN notes n ON n.id = c.note_id "
-                "WHERE c.id IN (SELECT value FROM json_each(?))",
+                "SELECT c.id, c.seg_start, c.heading, n.path, n.title, n.channel, n.video_id FROM chunks c "
+                "JOIN notes n ON n.id = c.note_id WHERE c.id IN (SELECT value FROM json_each(?))",
                 (chunk_ids,),
             )
         }
-        segments: dict[int, list[sqlite3.Row]] = {}
-        for seg in self.db.execute(
-            "SELECT * FROM segments WHERE chunk_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        lines: dict[int, list[int]] = {}
+        texts: dict[int, list[str]] = {}
+        links: dict[int, list[int | None]] = {}
+        times_json: dict[int, list[str]] = {}
+        for chunk_id, line, text, link, seg_times in self.db.execute(
+            "SELECT chunk_id, line, text, link_time, times FROM segments "
+            "WHERE chunk_id IN (SELECT value FROM json_each(?)) ORDER BY id",
             (chunk_ids,),
         ):
-            segments.setdefault(seg["chunk_id"], []).append(seg)
-        notes_dir = Path(self.manifest["notes_dir"])
-        # Each passage's times and texts once, however many of its moments are shown.
-        times = {c: [json.loads(s["times"]) for s in segs] for c, segs in segments.items()}
-        texts = {c: [s["text"] for s in segs] for c, segs in segments.items()}
+            if chunk_id not in texts:
+                lines[chunk_id], texts[chunk_id], links[chunk_id], times_json[chunk_id] = [], [], [], []
+            lines[chunk_id].append(line)
+            texts[chunk_id].append(text)
+            links[chunk_id].append(link)
+            times_json[chunk_id].append(seg_times)
+        # Each passage's times once, however many of its moments are shown: one parse of its segments' lists.
+        times: dict[int, list[list[int]]] = {
+            c: json.loads(f"[{','.join(each)}]") for c, each in times_json.items()
+        }
         hits = []
         for place, score, chunk_id, best_segment in wanted:
-            chunk, segs = chunks[chunk_id], segments[chunk_id]
-            best = best_segment - chunk["seg_start"]
-            seg = segs[best]
+            _, seg_start, heading, note, title, channel, video_id = chunks[chunk_id]
+            best = best_segment - seg_start
             before, after = _context(texts[chunk_id], best)
             hits.append(
                 Hit(
                     rank=place,
                     score=score,
-                    note=chunk["path"],
-                    path=str(notes_dir / chunk["path"]),
-                    line=seg["line"],
-                    title=chunk["title"],
-                    channel=chunk["channel"],
-                    video_id=chunk["video_id"],
-                    heading=json.loads(chunk["heading"]),
-                    sentence=seg["text"],
+                    note=note,
+                    path=self._note_path(note),
+                    line=lines[chunk_id][best],
+                    title=title,
+                    channel=channel,
+                    video_id=video_id,
+                    heading=json.loads(heading),
+                    sentence=texts[chunk_id][best],
                     before=before,
                     after=after,
-                    seconds=seg["link_time"],
+                    seconds=links[chunk_id][best],
                     timed=bool(times[chunk_id][best]),
                     times=[t for seg_times in times[chunk_id] for t in seg_times],
                 )
             )
         return hits
+
+    def _note_path(self, note: str) -> str:
+        """A note's path on disk, from its path in the index (each made once: a generation never changes)."""
+        path = self._note_paths.get(note)
+        if path is None:
+            path = self._note_paths[note] = str(Path(self.manifest["notes_dir"]) / note)
+        return path
 
 
 def found(results: Sequence[Result], threshold: float = ANSWER_THRESHOLD) -> bool:

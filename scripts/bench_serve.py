@@ -11,7 +11,10 @@ another, without pause, until the time is up. Printed: requests/s, latency perce
 errors (any answer but 200, or a failed connection). The clients share the machine's cores with the server.
 Three runs: the server as it runs by default (one answering process per core), the same answering in its own
 process (`--workers 1`), and the default server with one client. Each run also prints the CPU time the server
-(with its worker processes) spent per answer, from /proc.
+(with its worker processes) spent per answer, from /proc. Issue 15's two serving targets close the output: the
+default server's throughput with --clients against the ceiling of scripts/serve_ceiling.py (its whole-answer row,
+measured in this run just before and just after that server's run; --ceiling-seconds 0 skips it), and the
+one-client p50.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,11 +37,16 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # serve_ceiling, beside this script
 YTNOTES = [sys.executable, "-m", "search"]
 QUESTIONS = REPO / "scripts" / "eval" / "questions.jsonl"
 #: The targets of issue 5, for 8 clients.
 TARGET_P50_MS = 20
 TARGET_P99_MS = 100
+#: Issue 15's: the default server's throughput with 8 clients against the ceiling of scripts/serve_ceiling.py, and
+#: one client's p50.
+TARGET_SHARE = 0.90
+TARGET_ONE_CLIENT_MS = 10
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -206,6 +215,13 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--endpoint", choices=("ask", "locate"), default="ask")
+    ap.add_argument(
+        "--ceiling-seconds",
+        type=float,
+        default=10.0,
+        help="the answer ceiling (scripts/serve_ceiling.py) is measured for this long just before and just after "
+        "the default server's run with --clients (0: not measured)",
+    )
     args = ap.parse_args()
     if not args.notes.is_dir():
         raise SystemExit(f"no notes folder at {args.notes}; pass --notes")
@@ -223,6 +239,8 @@ def main() -> int:
     ]
     errors = 0
     rates = []
+    ceilings: list[float] = []
+    p50_one_client = float("nan")
     try:
         build = subprocess.run(
             [*YTNOTES, "build", str(args.notes), "--index", str(args.index)],
@@ -236,8 +254,14 @@ def main() -> int:
         questions = [
             json.loads(line)["q"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line
         ]
-        for clients, options, server in runs:
+        for n, (clients, options, server) in enumerate(runs):
+            if n == 0 and args.ceiling_seconds > 0:
+                ceilings.append(answer_ceiling(args.index, args.ceiling_seconds))
             run = measure(args.index, questions, clients, args.seconds, args.endpoint, options)
+            if n == 0 and args.ceiling_seconds > 0:
+                ceilings.append(answer_ceiling(args.index, args.ceiling_seconds))
+            if clients == 1:
+                p50_one_client = percentile(run.ms, 50)
             title = (
                 f"{clients} client{'s' if clients != 1 else ''}, {args.seconds:.0f} s, {server}, "
                 f"GET /api/{args.endpoint} on {args.notes} ({len(questions)} questions, {os.cpu_count()} cores "
@@ -250,7 +274,29 @@ def main() -> int:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
     print(f"throughput  default / --workers 1 with {args.clients} clients: {rates[0] / rates[1]:.2f}x")
+    if ceilings and args.endpoint == "ask":
+        ceiling = statistics.mean(ceilings)
+        share = rates[0] / ceiling
+        print(
+            f"issue 15    {args.clients} clients {rates[0]:.1f}/s = {100 * share:.1f} % of the ceiling {ceiling:.1f}/s "
+            f"(scripts/serve_ceiling.py's whole answer, {os.cpu_count()} processes, no HTTP; the mean of "
+            f"{', '.join(f'{c:.1f}' for c in ceilings)} measured just before and after that run): "
+            f"{'met' if share >= TARGET_SHARE else 'NOT met'} (>= {100 * TARGET_SHARE:.0f} %)"
+        )
+        print(
+            f"issue 15    1 client p50 {p50_one_client:.1f} ms: "
+            f"{'met' if p50_one_client <= TARGET_ONE_CLIENT_MS else 'NOT met'} (<= {TARGET_ONE_CLIENT_MS} ms)"
+        )
     return 0 if not errors else 1
+
+
+def answer_ceiling(index: Path, seconds: float) -> float:
+    """Whole answers per second with no HTTP, one process per core (`serve_ceiling.measure`)."""
+    from serve_ceiling import measure as ceiling
+
+    questions = [json.loads(line)["q"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line]
+    rates, _ = ceiling(index, ("answer",), os.cpu_count() or 1, seconds, 1, questions)
+    return rates["answer"][0]
 
 
 if __name__ == "__main__":

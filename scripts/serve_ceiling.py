@@ -67,6 +67,26 @@ def _loop(kind: str, questions: list[str], start: int, seconds: float) -> list[f
     return times
 
 
+def measure(
+    index: Path, kinds: tuple[str, ...], cores: int, seconds: float, rounds: int, questions: list[str]
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each kind of work in ``cores`` processes for ``seconds``, the kinds in turn, ``rounds`` times: each
+    round's answers per second (all processes) and median time of one (seconds), by kind."""
+    context = multiprocessing.get_context("spawn")
+    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+    medians: dict[str, list[float]] = {kind: [] for kind in kinds}
+    with context.Pool(cores, initializer=_open, initargs=(str(index),)) as pool:
+        for _ in range(rounds):
+            for kind in kinds:
+                spacing = len(questions) // cores
+                per_process = pool.starmap(
+                    _loop, [(kind, questions, i * spacing, seconds) for i in range(cores)]
+                )
+                rates[kind].append(sum(len(times) / sum(times) for times in per_process))
+                medians[kind].append(statistics.median(t for times in per_process for t in times))
+    return rates, medians
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -79,18 +99,7 @@ def main() -> int:
     args = ap.parse_args()
     questions = [json.loads(line)["q"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line]
     cores = args.processes
-    context = multiprocessing.get_context("spawn")
-    rates: dict[str, list[float]] = {"encode": [], "answer": []}
-    medians: dict[str, list[float]] = {"encode": [], "answer": []}
-    with context.Pool(cores, initializer=_open, initargs=(str(args.index),)) as pool:
-        for _ in range(args.rounds):
-            for kind in rates:
-                spacing = len(questions) // cores
-                per_process = pool.starmap(
-                    _loop, [(kind, questions, i * spacing, args.seconds) for i in range(cores)]
-                )
-                rates[kind].append(sum(len(times) / sum(times) for times in per_process))
-                medians[kind].append(statistics.median(t for times in per_process for t in times))
+    rates, medians = measure(args.index, ("encode", "answer"), cores, args.seconds, args.rounds, questions)
     print(
         f"{cores} processes, {args.seconds:.0f} s x {args.rounds} rounds, {len(questions)} questions, no HTTP"
     )

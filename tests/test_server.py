@@ -421,7 +421,7 @@ def _wait_for(condition: Any, seconds: float = 30) -> bool:
 
 def test_serve_workers_share_questions_survive_a_dead_one_and_end_with_the_server(sample_index: Path) -> None:
     """With --workers 2: questions asked at once are answered by both processes; when one is killed, the
-    questions go on being answered (by new processes); when the server itself is killed with SIGKILL (nothing
+    questions go on being answered (by the other, then by a new process in its place); when the server itself is killed with SIGKILL (nothing
     can clean up), its workers end too."""
     item = EXPECTATIONS["ask"][1]
 
@@ -440,17 +440,62 @@ def test_serve_workers_share_questions_survive_a_dead_one_and_end_with_the_serve
             list(pool.map(lambda _: top(url), range(40)))
         assert all(_cpu_seconds(pid) > busy[pid] for pid in workers)  # both answered some
 
-        os.kill(min(workers), signal.SIGKILL)
-        assert top(url) == (item["video"], item["t"])
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)
+        assert top(url) == (item["video"], item["t"])  # the other process answers meanwhile
+        assert any(f"an answering process ended (pid {killed})" in line for line in lines)
+        assert _wait_for(lambda: len(spawned_children(proc.pid) - {killed}) == 2, 30)
         replaced = spawned_children(proc.pid)
-        assert len(replaced) == 2 and not replaced & workers
-        assert any("an answering process ended" in line for line in lines)
+        assert killed not in replaced and max(workers) in replaced  # only the one that ended is replaced
+        assert set(ThreadPoolExecutor(4).map(lambda _: top(url), range(8))) == {(item["video"], item["t"])}
 
         os.kill(proc.pid, signal.SIGKILL)
         assert _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in replaced), 20), replaced
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{url}/healthz", timeout=5)
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_pool_worker_answers_the_next_question_not_the_one_given_up(sample_index: Path) -> None:
+    """A request given up while its process answers it (a client that went away): the process comes back to the
+    pool only once it has replied, and the next question gets its own answer, not the late one. A process that
+    ends while it answers: the question fails over to another."""
+    import asyncio
+
+    from search.answering import WorkerPool
+
+    def ask(q: str) -> dict[str, Any]:
+        return {"q": q, "k": 10, "channel": None, "video": None}
+
+    async def scenario(pool: WorkerPool) -> list[str]:
+        first = asyncio.ensure_future(pool("ask", ask("calligraphy class Macintosh")))
+        await asyncio.sleep(0.002)  # sent to the process, not answered yet
+        first.cancel()
+        second = json.loads(await pool("ask", ask("why do we sleep")))
+        third = json.loads(await pool("ask", ask("a tangerine umbrella")))
+        return [second["question"], third["question"]]
+
+    pool = WorkerPool(sample_index, 1)
+    try:
+        assert asyncio.run(scenario(pool)) == ["why do we sleep", "a tangerine umbrella"]
+    finally:
+        pool.close()
+
+    async def failover(pool: WorkerPool) -> dict[str, Any]:
+        # Both processes have answered once, so the event loop watches their pipes.
+        await asyncio.gather(pool("health", {}), pool("health", {}))
+        busy = asyncio.ensure_future(pool("ask", ask("why do we sleep")))
+        await asyncio.sleep(0.002)
+        held = [w for w in pool._workers if w not in pool._free]
+        assert len(held) == 1
+        os.kill(held[0].process.pid, signal.SIGKILL)
+        return dict(json.loads(await busy))
+
+    pool = WorkerPool(sample_index, 2)
+    try:
+        assert asyncio.run(failover(pool))["question"] == "why do we sleep"
+    finally:
+        pool.close()
 
 
 def test_serve_stopped_by_sigterm_to_its_process_group_ends_cleanly(sample_index: Path) -> None:

@@ -261,12 +261,22 @@ class Lexicon:
         -bm25) of the best ``limit`` matching rows among ``allowed``, best first (ties by row id); with no
         ``limit``, every allowed match, in no order. A phrase of one token scores as FTS5 scores it; one of several
         as described in the module's docstring."""
+        rows, scores = self.matches(table, phrases, allowed)
+        if limit is not None:
+            return best(rows, scores, limit)
+        return list(zip(rows.tolist(), scores.tolist(), strict=True))
+
+    def matches(
+        self, table: str, phrases: list[list[str]], allowed: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every row among ``allowed`` (all when None) that matches, in no order, and its score (`search`'s)."""
         import numpy as np
 
+        none = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
         p = self._postings(table)
         phrases = [ph for ph in phrases if ph]
         if not phrases or not p.n_rows:
-            return []
+            return none
         asked = [t for ph in phrases for t in ph]
         ids = {piece.name: self._term_ids(piece.name, asked) for piece in p.pieces}
         wanted = None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
@@ -292,21 +302,36 @@ class Lexicon:
             weights.append(idf * ((f * (K1 + 1.0)) / (f + K1 * (1 - B + B * length / p.avgdl))))
             found_rows.append(np.asarray(rows, dtype=np.int64))
         if not found_rows:
-            return []
+            return none
         every = np.concatenate(found_rows)
         if wanted is None:
-            unique, scores = self._summed(table, len(p.lengths), every, np.concatenate(weights))
-        else:
-            unique, where = np.unique(every, return_inverse=True)
-            scores = np.bincount(where, weights=np.concatenate(weights), minlength=len(unique))
-        if limit is not None:
-            if len(scores) > limit:
-                # Only rows scoring at least the limit-th best can be shown; ties there go by row id below.
-                kth = np.partition(scores, len(scores) - limit)[len(scores) - limit]
-                unique, scores = unique[scores >= kth], scores[scores >= kth]
-            order = np.lexsort((unique, -scores))[:limit]
-            unique, scores = unique[order], scores[order]
-        return list(zip(unique.tolist(), scores.tolist(), strict=True))
+            return self._summed(table, len(p.lengths), every, np.concatenate(weights))
+        unique, where = np.unique(every, return_inverse=True)
+        return unique, np.bincount(where, weights=np.concatenate(weights), minlength=len(unique))
+
+    def scores_of(
+        self, table: str, matched: tuple[np.ndarray, np.ndarray], ids: Sequence[int]
+    ) -> list[tuple[int, float]]:
+        """(row id, score) of those of ``ids`` among some `matches` of a table, in no order: what `search` with
+        these ids allowed gives, read from a search of more rows (linear in the matches: their scores are
+        scattered into a buffer of the table's rows, kept by the thread, and cleared again)."""
+        import numpy as np
+
+        rows, scores = matched
+        if not len(rows) or not len(ids):
+            return []
+        buffers: dict[str, np.ndarray] | None = getattr(self._local, "scores", None)
+        if buffers is None:
+            buffers = self._local.scores = {}
+        buffer = buffers.get(table)
+        if buffer is None:
+            buffer = buffers[table] = np.full(len(self._postings(table).lengths), np.nan)
+        buffer[rows] = scores
+        wanted = np.unique(np.asarray(ids, dtype=np.int64))
+        found = buffer[wanted]
+        buffer[rows] = np.nan
+        held = ~np.isnan(found)
+        return list(zip(wanted[held].tolist(), found[held].tolist(), strict=True))
 
     def _summed(
         self, table: str, n_rows: int, rows: np.ndarray, weights: np.ndarray
@@ -365,6 +390,18 @@ class Lexicon:
             for term in missing:
                 self._ids[(table, term)] = found.get(term)
         return {t: self._ids[(table, t)] for t in terms}
+
+
+def best(rows: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:
+    """The ``limit`` best of some matches (`Lexicon.matches`), best first, ties by row id."""
+    import numpy as np
+
+    if len(scores) > limit:
+        # Only rows scoring at least the limit-th best can be shown; ties there go by row id below.
+        kth = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+        rows, scores = rows[scores >= kth], scores[scores >= kth]
+    order = np.lexsort((rows, -scores))[:limit]
+    return list(zip(rows[order].tolist(), scores[order].tolist(), strict=True))
 
 
 def _held(piece: _Piece, term_ids: list[int | None]) -> tuple[np.ndarray, np.ndarray] | None:

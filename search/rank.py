@@ -292,6 +292,15 @@ def lexical(
     return postings.search(table, lexicon.TOKENIZER.phrases(words), limit, allowed)
 
 
+def lexical_matches(
+    postings: Lexicon, table: str, text: str, allowed: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every row among ``allowed`` (all when None) matching any of the text's informative words, in no order,
+    and its score (`lexical`'s): for picking the best (`search.lexicon.best`) and reading others' scores
+    (`Lexicon.scores_of`) from one pass."""
+    return postings.matches(table, lexicon.TOKENIZER.phrases(query_words(text)), allowed)
+
+
 def scaled(scores: Sequence[tuple[int, float]]) -> dict[int, float]:
     """Scores divided by the best one (so the best scores 1); empty when there is none above 0."""
     best = max((s for _, s in scores), default=0.0)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from search import embed, parts, rank, store
+from search import embed, lexicon, parts, rank, store
 from search.errors import IndexUnusableError, YtnotesError
 from search.layout import NO_LINK, Layout
 from search.lexicon import Lexicon
@@ -427,7 +427,7 @@ class Index:
         the same video and second as a better one is left out: it would be the same link."""
         import numpy as np
 
-        chunk_ids = self._candidates(question, query, allowed, weights)
+        chunk_ids, chunk_matches = self._candidates(question, query, allowed, weights)
         if not chunk_ids:
             return []
         sids, owner, note, link, video_of = self._segment_rows(chunk_ids)
@@ -443,7 +443,7 @@ class Index:
         if weights.lexical or (locate and weights.locate_lexical):
             seg_bm25 = rank.scaled(rank.lexical(self.lexicon, "segments_fts", question, None, sids.tolist()))
         if weights.lexical:
-            chunk_bm25 = rank.scaled(rank.lexical(self.lexicon, "chunks_fts", question, None, chunk_ids))
+            chunk_bm25 = rank.scaled(self.lexicon.scores_of("chunks_fts", chunk_matches, chunk_ids))
             score = score + weights.lexical * np.asarray(
                 [seg_bm25.get(int(s), 0.0) + chunk_bm25.get(c, 0.0) for s, c in zip(sids, owner, strict=True)]
             )
@@ -693,10 +693,14 @@ class Index:
 
     def _candidates(
         self, question: str, query: np.ndarray, allowed: list[int] | None, weights: rank.Weights
-    ) -> list[int]:
+    ) -> tuple[list[int], tuple[np.ndarray, np.ndarray]]:
         """Candidate chunk ids: those the chunk vectors, the segment vectors and BM25 find (each list whose
-        weight is not 0, `depth` chunks each)."""
+        weight is not 0, `depth` chunks each); and every (allowed) chunk BM25 matches, with its score (empty when
+        the lexical weight is 0), from which the ranking reads the candidates' own."""
+        import numpy as np
+
         depth = weights.depth
+        matches = (np.zeros(0, dtype=np.int64), np.zeros(0))
         found: dict[int, None] = {}
         if weights.chunk_dense:
             _, ids = self.chunks.search(query, depth, allowed)
@@ -712,12 +716,9 @@ class Index:
             _, seg_ids = self.segments.search(query, depth * 3, allowed_segments)
             found.update(dict.fromkeys(self._chunks_of([int(i) for i in seg_ids])[:depth]))
         if weights.lexical:
-            found.update(
-                dict.fromkeys(
-                    i for i, _ in rank.lexical(self.lexicon, "chunks_fts", question, depth, allowed)
-                )
-            )
-        return list(found)
+            matches = rank.lexical_matches(self.lexicon, "chunks_fts", question, allowed)
+            found.update(dict.fromkeys(i for i, _ in lexicon.best(*matches, depth)))
+        return list(found), matches
 
     def _chunks_of(self, segment_ids: list[int]) -> list[int]:
         """The chunks of ranked segments, in the order of each chunk's best segment."""

@@ -95,6 +95,31 @@ def test_postings_give_fts5_scores(sample_index: Path) -> None:
     assert matched >= 3 * (len(_questions()) - 2)  # the searches found something to compare
 
 
+def test_scores_read_from_one_pass_equal_a_pass_over_those_rows(sample_index: Path) -> None:
+    """An answer searches the passages' BM25 once (the best of every match, filtered or not) and reads its
+    candidates' scores from that pass: the same floats as a pass restricted to them, and the buffer it borrows is
+    left clean for the next question."""
+    index = retrieve.open_index(sample_index)
+    postings = index.lexicon
+    n_chunks = index.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    rng = np.random.default_rng(7)
+    compared = 0
+    for q in _questions():
+        phrases = lexicon.TOKENIZER.phrases(rank.query_words(q))
+        for allowed in (None, list(range(0, n_chunks, 2))):
+            matched = rank.lexical_matches(postings, "chunks_fts", q, allowed)
+            assert lexicon.best(*matched, 7) == postings.search("chunks_fts", phrases, 7, allowed)
+            pool = allowed if allowed is not None else list(range(n_chunks))
+            for _ in range(3):
+                ids = sorted(rng.choice(pool, size=min(12, len(pool)), replace=False).tolist())
+                expected = sorted(postings.search("chunks_fts", phrases, None, ids))
+                assert sorted(postings.scores_of("chunks_fts", matched, ids)) == expected  # exactly
+                compared += len(expected)
+    assert compared > 20
+    assert all(np.isnan(b).all() for b in postings._local.scores.values())
+    index.close()
+
+
 def test_a_word_fts5_splits_matches_the_rows_holding_all_its_tokens(sample_index: Path) -> None:
     assert lexicon.TOKENIZER.phrases(["op_return", "running", "café"]) == [
         ["op", "return"],

@@ -143,7 +143,7 @@ def test_the_second_pass_scores_as_with_unquantised_words(sample_index: Path) ->
     for question in questions:
         query, asked = idx._encode_question(question)
         assert asked is not None
-        lead = idx._candidates(question, query, None, rank.HYBRID)[: rank.HYBRID.rerank]
+        lead = idx._candidates(question, query, None, rank.HYBRID)[0][: rank.HYBRID.rerank]
         idx.words, idx.word_codebook = stored
         coded = idx._read_closely(asked, lead)
         idx.words, idx.word_codebook = unquantised

@@ -113,6 +113,8 @@ def main() -> int:
         rate = statistics.median(rates[kind])
         one = 1000 * statistics.median(medians[kind])
         print(f"{label:<44} {rate:>10.1f} {one:>8.2f} {1000 * args.clients / rate:>20.1f}")
+    encode, answer = (1000 * statistics.median(medians[kind]) for kind in ("encode", "answer"))
+    print(f"answer / encode (one, ms): {answer / encode:.2f}x (issue 15: <= 2x)")
     print(
         f"target      p50 <= {TARGET_P50_MS} ms with {args.clients} clients needs >= "
         f"{1000 * args.clients / TARGET_P50_MS:.0f} answers/s"

@@ -50,6 +50,12 @@ def summary(index_dir: Path, generation: Path, manifest: dict[str, Any], size_by
             "built_at": m["built_at"],
             "size_bytes": size_bytes,
             "format_version": m["format_version"],
+            # How each FAISS file is searched ({"type": "flat"} exactly, or an IVF's lists and probes).
+            "vectors": {
+                name.removesuffix(".faiss"): record for name, record in (m.get("vectors") or {}).items()
+            },
+            # Where the rows a rebuild added after the last full write begin (`search.parts`); None for none.
+            "tail": m.get("tail"),
         }
     except (KeyError, TypeError) as exc:
         raise IndexUnusableError(f"the manifest in {generation} lacks {exc}; {store.REBUILD_HINT}") from None

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
+from search import parts
+
 if TYPE_CHECKING:
     from search.build import BuildReport
     from search.retrieve import Hit, Located, Result
@@ -220,9 +222,34 @@ def info_text(info: dict[str, Any]) -> str:
             + ("" if info.get("encoder", "onnx") == "onnx" else f", encoded with {info['encoder']}"),
             f"built      {info['built_at']}",
             f"size       {size:.1f} MB on disk",
+            f"search     {_search_line(info.get('vectors') or {})}",
         ]
+        + (
+            [
+                f"extended   by rebuilds since the last full write of {info['tail']['chunks']} passages (written "
+                f"in full again once {100 * parts.TAIL_SHARE:g} % of them have changed)"
+            ]
+            if info.get("tail")
+            else []
+        )
     )
     return printable(text)
+
+
+def _search_line(vectors: dict[str, Any]) -> str:
+    """How the passages' and the segments' vectors are searched, e.g. "exact" or "segments approximately (IVF,
+    64 of 3465 lists probed), passages exactly"."""
+    ways = []
+    for name, shown in (("chunks", "passages"), ("segments", "segments")):
+        record = vectors.get(name) or {}
+        if record.get("type") == "ivf":
+            probed = min(record["probe"], record["lists"])  # faiss probes at most every list
+            ways.append(f"{shown} approximately (IVF, {probed} of {record['lists']} lists probed)")
+        else:
+            ways.append(f"{shown} exactly")
+    if all(w.endswith("exactly") for w in ways):
+        return "exact (every vector compared)"
+    return ", ".join(ways)
 
 
 def build_summary(report: BuildReport) -> list[str]:

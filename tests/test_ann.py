@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import EXPECTATIONS, SAMPLE_NOTES
+from conftest import EXPECTATIONS, SAMPLE_NOTES, run_cli
 from search import store
 from search.build import build_index
 from search.retrieve import open_index
@@ -77,6 +77,9 @@ def test_an_ivf_index_probing_every_list_answers_as_the_exact_one(
     build_index(notes, index)
     manifest = store.read_manifest(store.current_generation(index))
     assert {r["type"] for r in manifest["vectors"].values()} == {"ivf"}
+    shown = run_cli("info", index=index, check=True).stdout
+    lists = manifest["vectors"]["segments.faiss"]["lists"]
+    assert f"segments approximately (IVF, {lists} of {lists} lists probed)" in shown
     exact = store.read_manifest(store.current_generation(sample_index))
     assert {r["type"] for r in exact["vectors"].values()} == {"flat"}
 

@@ -123,8 +123,12 @@ def test_info(sample_index: Path) -> None:
     assert data["notes"] == len(notes)
     assert data["model"] == "all-MiniLM-L6-v2" and data["dimension"] == 384
     assert data["chunks"] > data["notes"] and data["segments"] >= data["chunks"] and data["size_bytes"] > 0
+    assert (
+        data["vectors"] == {"chunks": {"type": "flat"}, "segments": {"type": "flat"}} and data["tail"] is None
+    )
     text = run_cli("info", index=sample_index, check=True).stdout
     assert f"notes      {len(notes)} from" in text
+    assert "search     exact (every vector compared)" in text and "extended" not in text
 
 
 def test_library_answers_the_sample_questions(sample_index: Path) -> None:

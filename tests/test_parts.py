@@ -220,6 +220,9 @@ def test_the_cli_answers_from_a_generation_with_a_tail(tmp_path: Path, extending
     assert "t=67s" in located.stdout
     info = json.loads(run_cli("info", "--json", index=index, check=True).stdout)
     assert info["notes"] == len(list(notes.rglob("*.md")))
+    assert info["tail"]["chunks"] == store.read_manifest(store.current_generation(index))["tail"]["chunks"]
+    shown = run_cli("info", index=index, check=True).stdout
+    assert f"extended   by rebuilds since the last full write of {info['tail']['chunks']} passages" in shown
     assert (
         info["chunks"] == retrieve.open_index(index).db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     )

@@ -225,7 +225,13 @@ class WorkerPool:
             return self._free.pop()
         waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
-        return await waiter
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # Given up (the client went away) after a worker was handed over but before this resumed: pass it on.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._give_back(waiter.result())
+            raise
 
     def _give_back(self, worker: _Worker) -> None:
         if worker.ended:

@@ -475,9 +475,22 @@ def test_pool_worker_answers_the_next_question_not_the_one_given_up(sample_index
         third = json.loads(await pool("ask", ask("a tangerine umbrella")))
         return [second["question"], third["question"]]
 
+    async def handed_over_then_given_up(pool: WorkerPool) -> bool:
+        # A request waiting for a worker is handed one, and is given up before it resumes: the worker is not lost.
+        (worker,) = pool._free
+        pool._free.clear()
+        waiting = asyncio.ensure_future(pool._take())
+        await asyncio.sleep(0)
+        pool._give_back(worker)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        return pool._free == [worker]
+
     pool = WorkerPool(sample_index, 1)
     try:
         assert asyncio.run(scenario(pool)) == ["why do we sleep", "a tangerine umbrella"]
+        assert asyncio.run(handed_over_then_given_up(pool))
     finally:
         pool.close()
 

@@ -18,7 +18,6 @@ import collections
 import json
 import logging
 import os
-import pickle
 import signal
 import struct
 import sys
@@ -28,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from search import store
 from search.children import end_with_parent
-from search.errors import YtnotesError
+from search.errors import (
+    BuildLockedError,
+    IndexMissingError,
+    IndexUnusableError,
+    IndexWriteError,
+    YtnotesError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -314,7 +319,7 @@ class _Worker:
         their_replies.close()
         worker = cls(process, requests, replies)
         try:
-            status, value = pickle.loads(_receive(replies.fileno()))
+            status, value = _decoded(_receive(replies.fileno()))
         except (EOFError, OSError):
             worker.stop()
             raise YtnotesError(
@@ -337,7 +342,7 @@ class _Worker:
         self._pending = loop.create_future()
         self._done = done
         try:
-            self._requests.send_bytes(pickle.dumps((kind, params)))
+            self._requests.send_bytes(json.dumps([kind, params]).encode("utf-8"))
         except OSError:
             self._end()
         return await self._pending
@@ -360,7 +365,7 @@ class _Worker:
         (size,) = _HEADER.unpack_from(self._buffer)
         if len(self._buffer) < _HEADER.size + size:
             return
-        reply = pickle.loads(self._buffer[_HEADER.size : _HEADER.size + size])
+        reply = _decoded(bytes(self._buffer[_HEADER.size : _HEADER.size + size]))
         del self._buffer[: _HEADER.size + size]  # empty: a process writes one reply a question
         if self._pending is not None and not self._pending.done():
             self._pending.set_result(reply)
@@ -398,25 +403,48 @@ def _serve_worker(index_dir: str, parent: int, requests: Connection, replies: Co
     try:
         holder = IndexHolder(Path(index_dir))
     except YtnotesError as exc:
-        _send(replies.fileno(), pickle.dumps(("error", exc)))
+        _send(replies.fileno(), _failure(_USER, exc))
         return
-    _send(replies.fileno(), pickle.dumps(("ready", os.getpid())))
+    _send(replies.fileno(), _READY)
     while True:
         try:
-            kind, params = pickle.loads(requests.recv_bytes())
+            kind, params = json.loads(requests.recv_bytes())
         except EOFError:
             return
         try:
-            reply: tuple[str, Any] = ("ok", respond(holder, kind, params))
-        except (
-            Exception
-        ) as exc:  # the server raises it again: a YtnotesError is the API's 422, others its 500
-            reply = ("error", exc)
-        try:
-            message = pickle.dumps(reply)
-        except Exception:  # an exception that cannot be pickled: its text is enough
-            message = pickle.dumps(("error", RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")))
+            message = _OK + respond(holder, kind, params)
+        except YtnotesError as exc:  # the API's 422
+            message = _failure(_USER, exc)
+        except Exception as exc:  # its 500
+            message = _failure(_INTERNAL, exc)
         _send(replies.fileno(), message)
+
+
+#: A reply's first byte: a JSON document follows; the process is ready; or an error (a user's, then any other),
+#: its class's name and text follow as JSON. (Plain bytes and JSON, no pickle: nothing but data crosses the pipe.)
+_OK, _READY, _USER, _INTERNAL = b"o", b"r", b"u", b"e"
+#: The user errors made again by name in the server (those made from their message alone).
+_USER_ERRORS = {
+    cls.__name__: cls
+    for cls in (YtnotesError, IndexMissingError, IndexUnusableError, BuildLockedError, IndexWriteError)
+}
+
+
+def _failure(kind: bytes, exc: Exception) -> bytes:
+    return kind + json.dumps([type(exc).__name__, str(exc)]).encode("utf-8")
+
+
+def _decoded(message: bytes) -> tuple[str, Any]:
+    """("ok", a JSON document), ("ready", None) or ("error", the exception to raise) from a reply."""
+    kind, body = message[:1], message[1:]
+    if kind == _OK:
+        return "ok", body
+    if kind == _READY:
+        return "ready", None
+    name, text = json.loads(body)
+    if kind == _USER:
+        return "error", _USER_ERRORS.get(name, YtnotesError)(text)
+    return "error", RuntimeError(f"{name}: {text}")
 
 
 #: A reply's length, before it on the pipe.

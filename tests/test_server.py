@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from conftest import EXPECTATIONS, SAMPLE_NOTES, run_cli, server_started, spawned_children
 from search import store
 from search.answering import IndexHolder
+from search.errors import YtnotesError
 from search.server import LOOPBACK_NAMES, STATIC, create_app, exposure_warning
 
 #: A note none of the sample notes resembles, added to force a new generation and recognise answers from it.
@@ -473,6 +474,11 @@ def test_pool_worker_answers_the_next_question_not_the_one_given_up(sample_index
         first.cancel()
         second = json.loads(await pool("ask", ask("why do we sleep")))
         third = json.loads(await pool("ask", ask("a tangerine umbrella")))
+        # Errors cross the pipe as data: a user's error as its own class (the API's 422), any other as its text.
+        with pytest.raises(YtnotesError, match="-k must be between 1 and 50, not 99"):
+            await pool("ask", {**ask("sleep"), "k": 99})
+        with pytest.raises(RuntimeError, match="ValueError: unknown request 'nope'"):
+            await pool("nope", {})
         return [second["question"], third["question"]]
 
     async def handed_over_then_given_up(pool: WorkerPool) -> bool:

@@ -222,7 +222,8 @@ class WorkerPool:
         status, value = await worker.ask(kind, params, self._give_back)
         if status == "error":
             raise value
-        return bytes(value)
+        document: bytes = value
+        return document
 
     async def _take(self) -> _Worker:
         self._replace_ended()
@@ -342,7 +343,7 @@ class _Worker:
         self._pending = loop.create_future()
         self._done = done
         try:
-            self._requests.send_bytes(json.dumps([kind, params]).encode("utf-8"))
+            _send(self._requests.fileno(), json.dumps([kind, params]).encode("utf-8"))
         except OSError:
             self._end()
         return await self._pending
@@ -408,7 +409,7 @@ def _serve_worker(index_dir: str, parent: int, requests: Connection, replies: Co
     _send(replies.fileno(), _READY)
     while True:
         try:
-            kind, params = json.loads(requests.recv_bytes())
+            kind, params = json.loads(_receive(requests.fileno()))
         except EOFError:
             return
         try:
@@ -447,7 +448,7 @@ def _decoded(message: bytes) -> tuple[str, Any]:
     return "error", RuntimeError(f"{name}: {text}")
 
 
-#: A reply's length, before it on the pipe.
+#: A message's length, before it on the pipe (a question one way, its reply the other).
 _HEADER = struct.Struct("!Q")
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from search.errors import IndexUnusableError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import numpy as np
 
@@ -272,7 +272,7 @@ class Lexicon:
         """Every row among ``allowed`` (all when None) that matches, in no order, and its score (`search`'s)."""
         import numpy as np
 
-        none = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+        none = no_matches()
         p = self._postings(table)
         phrases = [ph for ph in phrases if ph]
         if not phrases or not p.n_rows:
@@ -320,18 +320,24 @@ class Lexicon:
         rows, scores = matched
         if not len(rows) or not len(ids):
             return []
-        buffers: dict[str, np.ndarray] | None = getattr(self._local, "scores", None)
-        if buffers is None:
-            buffers = self._local.scores = {}
-        buffer = buffers.get(table)
-        if buffer is None:
-            buffer = buffers[table] = np.full(len(self._postings(table).lengths), np.nan)
+        buffer = self._buffer("scores", table, lambda: np.full(len(self._postings(table).lengths), np.nan))
         buffer[rows] = scores
         wanted = np.unique(np.asarray(ids, dtype=np.int64))
         found = buffer[wanted]
         buffer[rows] = np.nan
         held = ~np.isnan(found)
         return list(zip(wanted[held].tolist(), found[held].tolist(), strict=True))
+
+    def _buffer(self, kind: str, table: str, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """A scratch array of a table's rows kept by the calling thread (``make`` makes it the first time); each use
+        writes the entries it reads, or clears them after."""
+        buffers: dict[tuple[str, str], np.ndarray] | None = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {}
+        buffer = buffers.get((kind, table))
+        if buffer is None:
+            buffer = buffers[(kind, table)] = make()
+        return buffer
 
     def _summed(
         self, table: str, n_rows: int, rows: np.ndarray, weights: np.ndarray
@@ -345,12 +351,7 @@ class Lexicon:
         entries took 0.85 ms, mostly the new array's page faults)."""
         import numpy as np
 
-        buffers: dict[str, np.ndarray] | None = getattr(self._local, "buffers", None)
-        if buffers is None:
-            buffers = self._local.buffers = {}
-        place = buffers.get(table)
-        if place is None:
-            place = buffers[table] = np.zeros(n_rows, dtype=np.int64)
+        place = self._buffer("places", table, lambda: np.zeros(n_rows, dtype=np.int64))
         at = np.arange(len(rows))
         place[rows] = at  # a row found several times keeps one of its places
         first = place[rows]  # each posting's row's kept place
@@ -390,6 +391,13 @@ class Lexicon:
             for term in missing:
                 self._ids[(table, term)] = found.get(term)
         return {t: self._ids[(table, t)] for t in terms}
+
+
+def no_matches() -> tuple[np.ndarray, np.ndarray]:
+    """`Lexicon.matches` when nothing matches."""
+    import numpy as np
+
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
 
 
 def best(rows: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:

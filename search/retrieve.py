@@ -697,10 +697,8 @@ class Index:
         """Candidate chunk ids: those the chunk vectors, the segment vectors and BM25 find (each list whose
         weight is not 0, `depth` chunks each); and every (allowed) chunk BM25 matches, with its score (empty when
         the lexical weight is 0), from which the ranking reads the candidates' own."""
-        import numpy as np
-
         depth = weights.depth
-        matches = (np.zeros(0, dtype=np.int64), np.zeros(0))
+        matches = lexicon.no_matches()
         found: dict[int, None] = {}
         if weights.chunk_dense:
             _, ids = self.chunks.search(query, depth, allowed)

@@ -116,7 +116,7 @@ def test_scores_read_from_one_pass_equal_a_pass_over_those_rows(sample_index: Pa
                 assert sorted(postings.scores_of("chunks_fts", matched, ids)) == expected  # exactly
                 compared += len(expected)
     assert compared > 20
-    assert all(np.isnan(b).all() for b in postings._local.scores.values())
+    assert all(np.isnan(b).all() for (kind, _), b in postings._local.buffers.items() if kind == "scores")
     index.close()
 
 

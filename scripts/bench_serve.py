@@ -255,11 +255,12 @@ def main() -> int:
             json.loads(line)["q"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line
         ]
         for n, (clients, options, server) in enumerate(runs):
-            if n == 0 and args.ceiling_seconds > 0:
-                ceilings.append(answer_ceiling(args.index, args.ceiling_seconds))
+            around = n == 0 and args.ceiling_seconds > 0  # the ceiling just before and just after this run
+            if around:
+                ceilings.append(answer_ceiling(args.index, args.ceiling_seconds, questions))
             run = measure(args.index, questions, clients, args.seconds, args.endpoint, options)
-            if n == 0 and args.ceiling_seconds > 0:
-                ceilings.append(answer_ceiling(args.index, args.ceiling_seconds))
+            if around:
+                ceilings.append(answer_ceiling(args.index, args.ceiling_seconds, questions))
             if clients == 1:
                 p50_one_client = percentile(run.ms, 50)
             title = (
@@ -290,11 +291,10 @@ def main() -> int:
     return 0 if not errors else 1
 
 
-def answer_ceiling(index: Path, seconds: float) -> float:
+def answer_ceiling(index: Path, seconds: float, questions: list[str]) -> float:
     """Whole answers per second with no HTTP, one process per core (`serve_ceiling.measure`)."""
     from serve_ceiling import measure as ceiling
 
-    questions = [json.loads(line)["q"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line]
     rates, _ = ceiling(index, ("answer",), os.cpu_count() or 1, seconds, 1, questions)
     return rates["answer"][0]
 

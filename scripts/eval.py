@@ -226,6 +226,9 @@ CONFIGS: dict[str, rank.Weights] = {
 #: --moments: ways to choose the moment inside a passage (issue 12), each the default with one change.
 MOMENT_CONFIGS: dict[str, rank.Weights] = {
     "hybrid": rank.HYBRID,
+    "no-premise": replace(rank.HYBRID, premise=False),
+    "premise-prev-words-0": replace(rank.HYBRID, premise_previous_words=0.0),
+    "premise-prev-words-0.2": replace(rank.HYBRID, premise_previous_words=0.2),
     "next-cos-0.1": replace(rank.HYBRID, rerank_next=0.1),
     "prev-cos-0.4": replace(rank.HYBRID, rerank_previous=0.4),
     "prev-cos-0": replace(rank.HYBRID, rerank_previous=0.0),

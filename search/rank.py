@@ -14,6 +14,11 @@ question, its best cosine with a word of the segment or of its heading, averaged
 does). Added to that: the segment's own cosine and its predecessor's (the sentence before often names what this one
 is about).
 
+The moment inside a passage. A question that opens with what the asker already knows ("since fine-tuned models are
+soon overtaken, what should teams be able to do?") echoes one sentence and asks for the next. For such a question
+the second pass's order of the passages stands, and inside each passage the segments are read against the words of
+the asked part alone, with the premise's words counting for the segment before (`premise_end`).
+
 All weights were chosen on the dev split of scripts/eval/questions.jsonl (scripts/eval.py --compare).
 """
 
@@ -216,6 +221,11 @@ class Weights:
     #: before, whose words the question may echo. Measured, not adopted: it wins on the dev questions written
     #: about the answer and loses on the held-out ones (README, "Answer quality").
     anaphor_previous_words: float = 0.0
+    #: Choosing the moment inside a passage only, for a question that opens with a premise (`premise_end`): its
+    #: segments are read against the asked part's words alone, and the segment before (same passage) read against
+    #: the premise's words adds this share. Chosen on the dev splits (scripts/eval.py --moments).
+    premise: bool = True
+    premise_previous_words: float = 0.1
     #: `locate` only: a claim is a near-quote, so the segment's own BM25 counts in its second pass as well.
     locate_lexical: float = 0.1
 
@@ -254,6 +264,26 @@ _CONTINUES = re.compile(
     r"as a result|instead|but|then|which)\b",
     re.IGNORECASE,
 )
+
+
+_INTERROGATIVE = r"(?:what|which|why|how|where|who|whom|whose|when|is|are|was|were|does|do|did|can|could|should|would|will)\b"
+#: Where a question asks after a comma, semicolon or colon ("once X, what...", "X; so why...").
+_ASKS_AFTER = re.compile(rf"[,;:]\s*(?:(?:so|then|and|but|now)\s+)?{_INTERROGATIVE}", re.IGNORECASE)
+#: A question that opens by asking has no premise ("what did X do, which...": a relative clause).
+_OPENS_ASKING = re.compile(rf"\W*{_INTERROGATIVE}", re.IGNORECASE)
+
+
+def premise_end(question: str) -> int | None:
+    """Where the premise of a question ends, when the question opens with what the asker already knows and then
+    asks ("since optical parts can't shrink below the light's wavelength, which way does that push chipmakers?"):
+    the offset of the last comma, semicolon or colon before the asking, else None. The premise echoes a sentence
+    of the note, and the answer is often the one after it."""
+    if _OPENS_ASKING.match(question):
+        return None
+    ends = [m.start() for m in _ASKS_AFTER.finditer(question)]
+    if not ends or not re.search(r"\w", question[: ends[-1]]):
+        return None
+    return ends[-1]
 
 
 def continues(text: str) -> bool:
@@ -342,6 +372,21 @@ def maxsim_passages(
     """`maxsim` of the segments of several passages at once (one product, no loop in Python): ``words`` are the
     passages' word vectors one after another, each owned by a segment (its index among all the segments, whose
     passages ``passage_of_segment`` gives) or, when -1, by the heading line of its passage (``passage_of_word``)."""
+    result: np.ndarray = maxsim_table(
+        question, words, segment_of_word, passage_of_word, passage_of_segment
+    ).mean(axis=0)
+    return result
+
+
+def maxsim_table(
+    question: np.ndarray,
+    words: np.ndarray,
+    segment_of_word: np.ndarray,
+    passage_of_word: np.ndarray,
+    passage_of_segment: np.ndarray,
+) -> np.ndarray:
+    """`maxsim_passages` before the average: for each question word (a row) and segment (a column), the word's best
+    cosine with a word of the segment or of its passage's heading line."""
     import numpy as np
 
     sims = question @ words.T
@@ -354,8 +399,7 @@ def maxsim_passages(
         )
         _group_max(by_passage, sims[:, heading], passage_of_word[heading])
         out = np.maximum(out, by_passage[:, passage_of_segment])
-    result: np.ndarray = out.mean(axis=0)
-    return result
+    return out
 
 
 def _group_max(out: np.ndarray, sims: np.ndarray, group: np.ndarray) -> None:

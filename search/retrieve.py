@@ -460,9 +460,11 @@ class Index:
             close = self._close_scores(question, asked, q, lead, weights, lexical)
             ids = np.asarray(list(close), dtype=np.int64)
             final = np.asarray(list(close.values()))
-            if weights.anaphor_previous_words:
-                bonus = self._moment_bonus(self._read_closely(asked, lead), ids, lead, weights)
-                final = _within_passages(final, final + bonus, np.asarray([owner[pos[int(i)]] for i in ids]))
+            if not locate:
+                bonus = self._moment_bonus(question, asked, ids, lead, weights)
+                if bonus is not None:
+                    passage = np.asarray([owner[pos[int(i)]] for i in ids])
+                    final = _within_passages(final, final + bonus, passage)
             order = np.lexsort((ids, -final))
             second = [pos[int(ids[i])] for i in order]
             shown_score[second] = final[order] / weights.second_sum
@@ -553,21 +555,46 @@ class Index:
         return before
 
     def _moment_bonus(
-        self, close: dict[int, float], ids: np.ndarray, chunk_ids: list[int], weights: rank.Weights
-    ) -> np.ndarray:
-        """What the choice of the moment inside a passage adds to each segment's second-pass score: a segment that
-        opens by pointing back at the one before ("This led to...") gets a share of that one's word-level score
-        (``close``; `rank.Weights.anaphor_previous_words`)."""
+        self, question: str, asked: np.ndarray, ids: np.ndarray, chunk_ids: list[int], weights: rank.Weights
+    ) -> np.ndarray | None:
+        """What the choice of the moment inside a passage adds to each segment's second-pass score (``ids``, of the
+        passages ``chunk_ids``), or None when nothing: passages keep their scores (`_within_passages`).
+
+        - A question that opens with a premise (`rank.premise_end`): the segment is read against the asked part's
+          words instead of all the question's, and the segment before it, read against the premise's words, adds
+          `rank.Weights.premise_previous_words` of that.
+        - A segment that opens by pointing back at the one before ("This led to...", `rank.continues`) gets
+          `rank.Weights.anaphor_previous_words` of that one's word-level score (measured, off by default)."""
         import numpy as np
 
-        texts = dict(
-            self.db.execute(
-                "SELECT id, substr(text, 1, 40) FROM segments WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(ids.tolist()),),
-            ).fetchall()
-        )
-        points_back = np.asarray([rank.continues(texts.get(s, "")) for s in ids.tolist()], dtype=np.float64)
-        return weights.anaphor_previous_words * points_back * self._before(close, ids, chunk_ids)
+        bonus = np.zeros(len(ids))
+        end = rank.premise_end(question) if weights.premise else None
+        spans = rank.question_spans(question)
+        premise = [n for n, (_, stop) in enumerate(spans) if end is not None and stop <= end]
+        if 0 < len(premise) < len(asked):
+            segment_ids, table = self._read_words(asked, chunk_ids)
+            asking = np.ones(len(asked), dtype=bool)
+            asking[premise] = False
+            of = {s: n for n, s in enumerate(segment_ids)}
+            at = np.asarray([of[int(s)] for s in ids])
+            shift = table[asking].mean(axis=0) - table.mean(axis=0)
+            bonus += weights.words * shift[at]
+            if weights.premise_previous_words:
+                said = dict(zip(segment_ids, table[premise].mean(axis=0).tolist(), strict=True))
+                bonus += weights.premise_previous_words * self._before(said, ids, chunk_ids)
+        if weights.anaphor_previous_words:
+            texts = dict(
+                self.db.execute(
+                    "SELECT id, substr(text, 1, 40) FROM segments WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(ids.tolist()),),
+                ).fetchall()
+            )
+            points_back = np.asarray(
+                [rank.continues(texts.get(s, "")) for s in ids.tolist()], dtype=np.float64
+            )
+            before = self._before(self._read_closely(asked, chunk_ids), ids, chunk_ids)
+            bonus += weights.anaphor_previous_words * points_back * before
+        return bonus if bonus.any() else None
 
     def moment_in_passage(
         self, question: str, chunk_id: int, weights: rank.Weights = rank.HYBRID
@@ -582,9 +609,9 @@ class Index:
         scores = self._close_scores(question, asked, query[0], [chunk_id], weights)
         if not scores:
             return None
-        if weights.anaphor_previous_words:
-            ids = np.asarray(list(scores), dtype=np.int64)
-            bonus = self._moment_bonus(self._read_closely(asked, [chunk_id]), ids, [chunk_id], weights)
+        ids = np.asarray(list(scores), dtype=np.int64)
+        bonus = self._moment_bonus(question, asked, ids, [chunk_id], weights)
+        if bonus is not None:
             scores = dict(zip(scores, (np.asarray(list(scores.values())) + bonus).tolist(), strict=True))
         best = max(scores, key=lambda s: (scores[s], -s))
         row = self.db.execute("SELECT link_time FROM segments WHERE id = ?", (best,)).fetchone()
@@ -603,6 +630,14 @@ class Index:
     def _read_closely(self, asked: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
         """Word-level MaxSim of the segments of some passages with the question's word vectors ``asked``:
         {segment id: score}. The passages' word vectors were made by the build (see `search.words`)."""
+        segment_ids, table = self._read_words(asked, chunk_ids)
+        return dict(zip(segment_ids, table.mean(axis=0).tolist(), strict=True))
+
+    def _read_words(self, asked: np.ndarray, chunk_ids: list[int]) -> tuple[list[int], np.ndarray]:
+        """`_read_closely` before the average over the question's words: the segments' ids, and for each question
+        word (a row of ``asked``) its best cosine with a word of each segment (a column) or of its heading line."""
+        import numpy as np
+
         layout = self.layout
         if layout is None:
             rows = self.db.execute(
@@ -622,9 +657,7 @@ class Index:
                 )
             )
         if not rows:
-            return {}
-        import numpy as np
-
+            return [], np.zeros((len(asked), 0), dtype=np.float32)
         segment_of_word: list[np.ndarray] = []
         passage_of_word: list[np.ndarray] = []
         passage_of_segment: list[np.ndarray] = []
@@ -638,14 +671,14 @@ class Index:
             segment_ids.extend(range(seg_start, seg_end))
             placed += seg_end - seg_start
         vectors = self.word_codebook.decode(np.concatenate([self.words[a:b] for _, _, a, b in rows]))
-        scores = rank.maxsim_passages(
+        table = rank.maxsim_table(
             asked,
             vectors,
             np.concatenate(segment_of_word),
             np.concatenate(passage_of_word),
             np.concatenate(passage_of_segment),
         )
-        return dict(zip(segment_ids, scores.tolist(), strict=True))
+        return segment_ids, table
 
     def _neighbour_sims(self, segment_ids: np.ndarray, query: np.ndarray, step: int) -> np.ndarray:
         """Each segment's neighbour's cosine with the question: the previous one (step -1) or the next (+1); 0 where

@@ -178,3 +178,38 @@ def test_the_moment_choice_only_reorders_segments_inside_their_passage() -> None
     assert out.tolist() == [0.5, 0.9, 0.7, 0.2, 0.8]
     for p in (0, 1):  # each passage keeps the scores it had, so passages rank as before
         assert sorted(out[passage == p]) == sorted(scores[passage == p])
+
+
+def test_a_question_that_opens_with_a_premise_is_split_where_it_asks() -> None:
+    premise = "since optical parts can't shrink below the light's wavelength"
+    question = f"{premise}, which way does that push chipmakers?"
+    assert question[: rank.premise_end(question)] == premise
+    question = "Indeed found GPT-4 too slow; so what was wrong with the cheaper model they tried next?"
+    assert question[: rank.premise_end(question)] == "Indeed found GPT-4 too slow"
+    assert rank.premise_end("in OBS, what is the normal decibel level for a microphone?") == 6
+    # A question that opens by asking has no premise: what follows its comma is a relative clause or a second ask.
+    assert rank.premise_end("what did Nvidia build first, which surprised everyone?") is None
+    assert rank.premise_end("how soon after joining, and how often, should a manager ship?") is None
+    assert rank.premise_end("why can a soldered joint be torn apart by hand?") is None
+    assert rank.premise_end("the Zune, the iPod and the rest") is None  # no asking after the comma
+    assert rank.premise_end(", what now?") is None  # nothing before it
+
+
+def test_a_premise_links_the_sentence_after_the_one_it_echoes(sample_index: Path) -> None:
+    """The premise echoes the sentence before the answer (Apple grew to $2 billion, 00:06:15); the asked part is
+    what happened next (he was fired, 00:06:30). Read with all the question's words, the echo wins."""
+    from dataclasses import replace
+
+    from search.retrieve import open_index
+
+    question = "once Apple had grown from a garage into a two billion dollar company, what happened to Jobs?"
+    idx = open_index(sample_index)
+    try:
+        (hit,) = idx.ask(question, k=1)
+        (echo,) = idx.ask(question, k=1, weights=replace(rank.HYBRID, premise=False))
+    finally:
+        idx.close()
+    assert (hit.video_id, hit.seconds) == ("UF8uR6Z6KLc", 390)
+    assert (echo.video_id, echo.seconds) == ("UF8uR6Z6KLc", 375)
+    # The passage keeps its score: only the moment inside it moved.
+    assert hit.score == pytest.approx(echo.score)

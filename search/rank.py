@@ -267,8 +267,11 @@ _CONTINUES = re.compile(
 
 
 _INTERROGATIVE = r"(?:what|which|why|how|where|who|whom|whose|when|is|are|was|were|does|do|did|can|could|should|would|will)\b"
-#: Where a question asks after a comma, semicolon or colon ("once X, what...", "X; so why...").
-_ASKS_AFTER = re.compile(rf"[,;:]\s*(?:(?:so|then|and|but|now)\s+)?{_INTERROGATIVE}", re.IGNORECASE)
+#: Where a question asks after a comma, semicolon, colon or dash, or in a sentence of its own ("once X, what...",
+#: "X; so why...", "X - what...", "X. What...").
+_ASKS_AFTER = re.compile(
+    rf"(?:[,;:]\s*|[.!]\s+|\s[—–-]\s*)(?:(?:so|then|and|but|now)\s+)?{_INTERROGATIVE}", re.IGNORECASE
+)
 #: A question that opens by asking has no premise ("what did X do, which...": a relative clause).
 _OPENS_ASKING = re.compile(rf"\W*{_INTERROGATIVE}", re.IGNORECASE)
 
@@ -276,7 +279,7 @@ _OPENS_ASKING = re.compile(rf"\W*{_INTERROGATIVE}", re.IGNORECASE)
 def premise_end(question: str) -> int | None:
     """Where the premise of a question ends, when the question opens with what the asker already knows and then
     asks ("since optical parts can't shrink below the light's wavelength, which way does that push chipmakers?"):
-    the offset of the last comma, semicolon or colon before the asking, else None. The premise echoes a sentence
+    the offset of the last comma, semicolon, colon, dash or full stop before the asking, else None. The premise echoes a sentence
     of the note, and the answer is often the one after it."""
     if _OPENS_ASKING.match(question):
         return None

@@ -187,6 +187,8 @@ def test_a_question_that_opens_with_a_premise_is_split_where_it_asks() -> None:
     question = "Indeed found GPT-4 too slow; so what was wrong with the cheaper model they tried next?"
     assert question[: rank.premise_end(question)] == "Indeed found GPT-4 too slow"
     assert rank.premise_end("in OBS, what is the normal decibel level for a microphone?") == 6
+    for said in ("Apple grew huge. What happened to Jobs?", "Apple grew huge - so what happened to Jobs?"):
+        assert said[: rank.premise_end(said)] == "Apple grew huge"
     # A question that opens by asking has no premise: what follows its comma is a relative clause or a second ask.
     assert rank.premise_end("what did Nvidia build first, which surprised everyone?") is None
     assert rank.premise_end("how soon after joining, and how often, should a manager ship?") is None

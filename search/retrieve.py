@@ -131,6 +131,18 @@ class Timed(Protocol):
     def seconds(self) -> int | None: ...
 
 
+class Reading(NamedTuple):
+    """Some passages read word by word (`Index._read_words`): their segments' ids, and for each informative word of
+    the question (a row) its best cosine with a word of each segment (a column) or of the segment's heading line."""
+
+    segment_ids: list[int]
+    table: np.ndarray
+
+    def scores(self) -> dict[int, float]:
+        """{segment id: MaxSim}: the table averaged over the question's words."""
+        return dict(zip(self.segment_ids, self.table.mean(axis=0).tolist(), strict=True))
+
+
 class Moment(NamedTuple):
     """A ranked moment before it is read in full: a segment, its passage, its video and link time."""
 
@@ -457,11 +469,12 @@ class Index:
         if lead and weights.words and asked is not None:
             pos = {int(s): i for i, s in enumerate(sids)}
             lexical = seg_bm25 if locate and weights.locate_lexical else None
-            close = self._close_scores(question, asked, q, lead, weights, lexical)
+            reading = self._read_words(asked, lead)
+            close = self._close_scores(question, reading, q, lead, weights, lexical)
             ids = np.asarray(list(close), dtype=np.int64)
             final = np.asarray(list(close.values()))
             if not locate:
-                bonus = self._moment_bonus(question, asked, ids, lead, weights)
+                bonus = self._moment_bonus(question, reading, ids, lead, weights)
                 if bonus is not None:
                     passage = np.asarray([owner[pos[int(i)]] for i in ids])
                     final = _within_passages(final, final + bonus, passage)
@@ -513,18 +526,18 @@ class Index:
     def _close_scores(
         self,
         question: str,
-        asked: np.ndarray,
+        reading: Reading,
         query: np.ndarray,
         chunk_ids: list[int],
         weights: rank.Weights,
         lexical: dict[int, float] | None = None,
     ) -> dict[int, float]:
-        """The second pass: {segment id: score} for every segment of some passages, read word by word (MaxSim),
-        plus the segment's own cosine, its neighbours' (same note) and, for `locate`, its own BM25 (``lexical``).
+        """The second pass: {segment id: score} for every segment of some passages, read word by word (MaxSim,
+        ``reading``: `_read_words` of the passages), plus the segment's own cosine, its neighbours' (same note) and, for `locate`, its own BM25 (``lexical``).
         This is also the choice of the moment inside a passage: its best-scoring segment is the second linked."""
         import numpy as np
 
-        close = self._read_closely(asked, chunk_ids)
+        close = reading.scores()
         if not close:
             return {}
         ids = np.asarray(list(close), dtype=np.int64)
@@ -555,7 +568,7 @@ class Index:
         return before
 
     def _moment_bonus(
-        self, question: str, asked: np.ndarray, ids: np.ndarray, chunk_ids: list[int], weights: rank.Weights
+        self, question: str, reading: Reading, ids: np.ndarray, chunk_ids: list[int], weights: rank.Weights
     ) -> np.ndarray | None:
         """What the choice of the moment inside a passage adds to each segment's second-pass score (``ids``, of the
         passages ``chunk_ids``), or None when nothing: passages keep their scores (`_within_passages`).
@@ -571,9 +584,9 @@ class Index:
         end = rank.premise_end(question) if weights.premise else None
         spans = rank.question_spans(question)
         premise = [n for n, (_, stop) in enumerate(spans) if end is not None and stop <= end]
-        if 0 < len(premise) < len(asked):
-            segment_ids, table = self._read_words(asked, chunk_ids)
-            asking = np.ones(len(asked), dtype=bool)
+        segment_ids, table = reading
+        if 0 < len(premise) < len(table):
+            asking = np.ones(len(table), dtype=bool)
             asking[premise] = False
             of = {s: n for n, s in enumerate(segment_ids)}
             at = np.asarray([of[int(s)] for s in ids])
@@ -592,7 +605,7 @@ class Index:
             points_back = np.asarray(
                 [rank.continues(texts.get(s, "")) for s in ids.tolist()], dtype=np.float64
             )
-            before = self._before(self._read_closely(asked, chunk_ids), ids, chunk_ids)
+            before = self._before(reading.scores(), ids, chunk_ids)
             bonus += weights.anaphor_previous_words * points_back * before
         return bonus if bonus.any() else None
 
@@ -606,11 +619,12 @@ class Index:
         query, asked = self._encode_question(_check_text(question, "question"))
         if asked is None:
             return None
-        scores = self._close_scores(question, asked, query[0], [chunk_id], weights)
+        reading = self._read_words(asked, [chunk_id])
+        scores = self._close_scores(question, reading, query[0], [chunk_id], weights)
         if not scores:
             return None
         ids = np.asarray(list(scores), dtype=np.int64)
-        bonus = self._moment_bonus(question, asked, ids, [chunk_id], weights)
+        bonus = self._moment_bonus(question, reading, ids, [chunk_id], weights)
         if bonus is not None:
             scores = dict(zip(scores, (np.asarray(list(scores.values())) + bonus).tolist(), strict=True))
         best = max(scores, key=lambda s: (scores[s], -s))
@@ -627,15 +641,9 @@ class Index:
         )
         return [int(r[0]) for r in rows]
 
-    def _read_closely(self, asked: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
-        """Word-level MaxSim of the segments of some passages with the question's word vectors ``asked``:
-        {segment id: score}. The passages' word vectors were made by the build (see `search.words`)."""
-        segment_ids, table = self._read_words(asked, chunk_ids)
-        return dict(zip(segment_ids, table.mean(axis=0).tolist(), strict=True))
-
-    def _read_words(self, asked: np.ndarray, chunk_ids: list[int]) -> tuple[list[int], np.ndarray]:
-        """`_read_closely` before the average over the question's words: the segments' ids, and for each question
-        word (a row of ``asked``) its best cosine with a word of each segment (a column) or of its heading line."""
+    def _read_words(self, asked: np.ndarray, chunk_ids: list[int]) -> Reading:
+        """The segments of some passages read word by word with the question's word vectors ``asked`` (see
+        `Reading`). The passages' word vectors were made by the build (see `search.words`)."""
         import numpy as np
 
         layout = self.layout
@@ -657,7 +665,7 @@ class Index:
                 )
             )
         if not rows:
-            return [], np.zeros((len(asked), 0), dtype=np.float32)
+            return Reading([], np.zeros((len(asked), 0), dtype=np.float32))
         segment_of_word: list[np.ndarray] = []
         passage_of_word: list[np.ndarray] = []
         passage_of_segment: list[np.ndarray] = []
@@ -678,7 +686,7 @@ class Index:
             np.concatenate(passage_of_word),
             np.concatenate(passage_of_segment),
         )
-        return segment_ids, table
+        return Reading(segment_ids, table)
 
     def _neighbour_sims(self, segment_ids: np.ndarray, query: np.ndarray, step: int) -> np.ndarray:
         """Each segment's neighbour's cosine with the question: the previous one (step -1) or the next (+1); 0 where

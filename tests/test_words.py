@@ -145,9 +145,9 @@ def test_the_second_pass_scores_as_with_unquantised_words(sample_index: Path) ->
         assert asked is not None
         lead = idx._candidates(question, query, None, rank.HYBRID)[0][: rank.HYBRID.rerank]
         idx.words, idx.word_codebook = stored
-        coded = idx._read_closely(asked, lead)
+        coded = idx._read_words(asked, lead).scores()
         idx.words, idx.word_codebook = unquantised
-        exact = idx._read_closely(asked, lead)
+        exact = idx._read_words(asked, lead).scores()
         assert coded.keys() == exact.keys()
         gaps += [abs(coded[s] - exact[s]) for s in exact]
         same_best += max(coded, key=coded.__getitem__) == max(exact, key=exact.__getitem__)

@@ -362,22 +362,8 @@ def maxsim(question: np.ndarray, words: np.ndarray, owners: np.ndarray, n_segmen
     import numpy as np
 
     none = np.zeros(len(owners), dtype=np.int64)
-    return maxsim_passages(question, words, owners, none, np.zeros(n_segments, dtype=np.int64))
-
-
-def maxsim_passages(
-    question: np.ndarray,
-    words: np.ndarray,
-    segment_of_word: np.ndarray,
-    passage_of_word: np.ndarray,
-    passage_of_segment: np.ndarray,
-) -> np.ndarray:
-    """`maxsim` of the segments of several passages at once (one product, no loop in Python): ``words`` are the
-    passages' word vectors one after another, each owned by a segment (its index among all the segments, whose
-    passages ``passage_of_segment`` gives) or, when -1, by the heading line of its passage (``passage_of_word``)."""
-    result: np.ndarray = maxsim_table(
-        question, words, segment_of_word, passage_of_word, passage_of_segment
-    ).mean(axis=0)
+    table = maxsim_table(question, words, owners, none, np.zeros(n_segments, dtype=np.int64))
+    result: np.ndarray = table.mean(axis=0)
     return result
 
 
@@ -388,8 +374,11 @@ def maxsim_table(
     passage_of_word: np.ndarray,
     passage_of_segment: np.ndarray,
 ) -> np.ndarray:
-    """`maxsim_passages` before the average: for each question word (a row) and segment (a column), the word's best
-    cosine with a word of the segment or of its passage's heading line."""
+    """Late interaction with the segments of several passages at once (one product, no loop in Python), before the
+    average of `maxsim`: for each question word (a row) and segment (a column), the word's best cosine with a word
+    of the segment or of its passage's heading line. ``words`` are the passages' word vectors one after another,
+    each owned by a segment (its index among all the segments, whose passages ``passage_of_segment`` gives) or,
+    when -1, by the heading line of its passage (``passage_of_word``)."""
     import numpy as np
 
     sims = question @ words.T

@@ -139,13 +139,18 @@ def test_maxsim_of_several_passages_at_once_equals_each_on_its_own() -> None:
         passage_of_word.append(np.full(len(owners), p))
         passage_of_segment.append(np.full(n, p))
         placed += n
-    together = rank.maxsim_passages(
+    table = rank.maxsim_table(
         question,
         np.concatenate(vectors),
         np.concatenate(seg_of_word),
         np.concatenate(passage_of_word),
         np.concatenate(passage_of_segment),
     )
+    assert table.shape == (
+        len(question),
+        len(alone),
+    )  # a row for each question word, a column for each segment
+    together = table.mean(axis=0)
     # Equal up to float32 rounding: BLAS sums a product in an order that depends on its shape (bit-equal on one
     # machine, 3e-8 apart on another).
     assert together == pytest.approx(alone, abs=1e-6)

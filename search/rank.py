@@ -266,7 +266,10 @@ _CONTINUES = re.compile(
 )
 
 
-_INTERROGATIVE = r"(?:what|which|why|how|where|who|whom|whose|when|is|are|was|were|does|do|did|can|could|should|would|will)\b"
+_ASKING_WORDS = (
+    "what which why how where who whom whose when is are was were does do did can could should would will"
+)
+_INTERROGATIVE = rf"(?:{'|'.join(_ASKING_WORDS.split())})\b"
 #: Where a question asks after a comma, semicolon, colon or dash, or in a sentence of its own ("once X, what...",
 #: "X; so why...", "X - what...", "X. What...").
 _ASKS_AFTER = re.compile(
@@ -279,8 +282,8 @@ _OPENS_ASKING = re.compile(rf"\W*{_INTERROGATIVE}", re.IGNORECASE)
 def premise_end(question: str) -> int | None:
     """Where the premise of a question ends, when the question opens with what the asker already knows and then
     asks ("since optical parts can't shrink below the light's wavelength, which way does that push chipmakers?"):
-    the offset of the last comma, semicolon, colon, dash or full stop before the asking, else None. The premise echoes a sentence
-    of the note, and the answer is often the one after it."""
+    the offset of the last comma, semicolon, colon, dash or full stop before the asking, else None. The premise
+    echoes a sentence of the note, and the answer is often the one after it."""
     if _OPENS_ASKING.match(question):
         return None
     ends = [m.start() for m in _ASKS_AFTER.finditer(question)]

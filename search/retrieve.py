@@ -533,8 +533,9 @@ class Index:
         lexical: dict[int, float] | None = None,
     ) -> dict[int, float]:
         """The second pass: {segment id: score} for every segment of some passages, read word by word (MaxSim,
-        ``reading``: `_read_words` of the passages), plus the segment's own cosine, its neighbours' (same note) and, for `locate`, its own BM25 (``lexical``).
-        This is also the choice of the moment inside a passage: its best-scoring segment is the second linked."""
+        ``reading``: `_read_words` of the passages), plus the segment's own cosine, its neighbours' (same note) and,
+        for `locate`, its own BM25 (``lexical``). This is also the choice of the moment inside a passage: its
+        best-scoring segment is the second linked (`_moment_bonus` may reorder a passage's segments)."""
         import numpy as np
 
         close = reading.scores()

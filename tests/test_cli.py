@@ -500,3 +500,12 @@ def test_a_first_build_says_it_is_preparing_the_model(
     assert status == 0
     assert EXPORTING in shown and re.search(r"Prepared the model in \d+\.\d s", shown), shown
     assert not SGR.search(shown), repr(shown[:300])
+
+
+def test_what_you_remember_then_what_you_ask_links_what_came_after(sample_index: Path) -> None:
+    """The README's tip, through the real CLI: the first sentence echoes the note's "Apple grew ... into a $2 billion
+    company" (00:06:15); the question asks what happened next, and the answer links his firing (00:06:30)."""
+    question = "Apple grew into a two billion dollar company. What happened to Jobs?"
+    answer = json.loads(run_cli("ask", question, "--json", index=sample_index, check=True).stdout)["answer"]
+    assert (answer["video_id"], answer["seconds"]) == ("UF8uR6Z6KLc", 390)
+    assert "he was fired" in answer["sentence"]

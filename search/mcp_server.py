@@ -145,7 +145,12 @@ def create_server(index_dir: Path, notes: Notes | None = None) -> "MCPServer":
     @server.tool(description=ASK_DESCRIPTION, annotations=reading)
     def ask(
         question: Annotated[
-            str, Field(description="The question, in the user's words (at most 1,000 characters).")
+            str,
+            Field(
+                description="The question, in the user's words (at most 1,000 characters). To find what came "
+                "after something, state it first, then ask ('Apple grew to $2 billion. What happened to Jobs?'): "
+                "the moment then favours the sentence after the one the statement matches."
+            ),
         ],
         k: Annotated[
             int,

@@ -272,11 +272,10 @@ class Lexicon:
         """Every row among ``allowed`` (all when None) that matches, in no order, and its score (`search`'s)."""
         import numpy as np
 
-        none = no_matches()
         p = self._postings(table)
         phrases = [ph for ph in phrases if ph]
         if not phrases or not p.n_rows:
-            return none
+            return no_matches()
         asked = [t for ph in phrases for t in ph]
         ids = {piece.name: self._term_ids(piece.name, asked) for piece in p.pieces}
         wanted = None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
@@ -302,7 +301,7 @@ class Lexicon:
             weights.append(idf * ((f * (K1 + 1.0)) / (f + K1 * (1 - B + B * length / p.avgdl))))
             found_rows.append(np.asarray(rows, dtype=np.int64))
         if not found_rows:
-            return none
+            return no_matches()
         every = np.concatenate(found_rows)
         if wanted is None:
             return self._summed(table, len(p.lengths), every, np.concatenate(weights))

@@ -474,7 +474,7 @@ class Index:
             ids = np.asarray(list(close), dtype=np.int64)
             final = np.asarray(list(close.values()))
             if not locate:
-                bonus = self._moment_bonus(question, reading, ids, lead, weights)
+                bonus = self._moment_bonus(question, reading, lead, weights)
                 if bonus is not None:
                     passage = np.asarray([owner[pos[int(i)]] for i in ids])
                     final = _within_passages(final, final + bonus, passage)
@@ -569,10 +569,11 @@ class Index:
         return before
 
     def _moment_bonus(
-        self, question: str, reading: Reading, ids: np.ndarray, chunk_ids: list[int], weights: rank.Weights
+        self, question: str, reading: Reading, chunk_ids: list[int], weights: rank.Weights
     ) -> np.ndarray | None:
-        """What the choice of the moment inside a passage adds to each segment's second-pass score (``ids``, of the
-        passages ``chunk_ids``), or None when nothing: passages keep their scores (`_within_passages`).
+        """What the choice of the moment inside a passage adds to each segment's second-pass score (the segments of
+        ``reading``, in its order, which is `_close_scores`'), or None when nothing: passages keep their scores
+        (`_within_passages`).
 
         - A question that opens with a premise (`rank.premise_end`): the segment is read against the asked part's
           words instead of all the question's, and the segment before it, read against the premise's words, adds
@@ -581,18 +582,18 @@ class Index:
           `rank.Weights.anaphor_previous_words` of that one's word-level score (measured, off by default)."""
         import numpy as np
 
+        segment_ids, table = reading
+        ids = np.asarray(segment_ids, dtype=np.int64)
         bonus = np.zeros(len(ids))
         end = rank.premise_end(question) if weights.premise else None
-        spans = rank.question_spans(question)
-        premise = [n for n, (_, stop) in enumerate(spans) if end is not None and stop <= end]
-        segment_ids, table = reading
+        # The question's words are `asked`'s rows (`question_spans`): those of the premise, and the others.
+        premise = (
+            [] if end is None else [n for n, (_, s) in enumerate(rank.question_spans(question)) if s <= end]
+        )
         if 0 < len(premise) < len(table):
             asking = np.ones(len(table), dtype=bool)
             asking[premise] = False
-            of = {s: n for n, s in enumerate(segment_ids)}
-            at = np.asarray([of[int(s)] for s in ids])
-            shift = table[asking].mean(axis=0) - table.mean(axis=0)
-            bonus += weights.words * shift[at]
+            bonus += weights.words * (table[asking].mean(axis=0) - table.mean(axis=0))
             if weights.premise_previous_words:
                 said = dict(zip(segment_ids, table[premise].mean(axis=0).tolist(), strict=True))
                 bonus += weights.premise_previous_words * self._before(said, ids, chunk_ids)
@@ -624,8 +625,7 @@ class Index:
         scores = self._close_scores(question, reading, query[0], [chunk_id], weights)
         if not scores:
             return None
-        ids = np.asarray(list(scores), dtype=np.int64)
-        bonus = self._moment_bonus(question, reading, ids, [chunk_id], weights)
+        bonus = self._moment_bonus(question, reading, [chunk_id], weights)
         if bonus is not None:
             scores = dict(zip(scores, (np.asarray(list(scores.values())) + bonus).tolist(), strict=True))
         best = max(scores, key=lambda s: (scores[s], -s))

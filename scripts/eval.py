@@ -3,6 +3,7 @@
     .venv/bin/python scripts/eval.py scripts/eval/questions.jsonl                   # default settings
     .venv/bin/python scripts/eval.py scripts/eval/questions.jsonl --compare         # every retrieval mode
     .venv/bin/python scripts/eval.py QUESTIONS.jsonl --notes ~/notes --index /tmp/ix
+    .venv/bin/python scripts/eval.py scripts/eval/questions.jsonl --merge 30      # moments merged 30 s apart
 
 A question: {"q": ..., "video": <videoId>, "t": [seconds, ...], "note": <path under the notes folder>, "kind": ...}.
 Kinds starting with "locate" go through `locate` (hit@1 only: it answers with one sentence); the others through
@@ -250,7 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--moments", action="store_true", help="run every configuration in MOMENT_CONFIGS")
     ap.add_argument("--split", choices=["dev", "test", "all"], help="print only this split's rows")
     ap.add_argument("--kinds", action="store_true", help="also break results down by kind")
+    ap.add_argument(
+        "--merge",
+        type=int,
+        metavar="SECONDS",
+        help=f"merge a video's moments this close as one link (default {retrieve.MERGE_SECONDS}; the reader's view)",
+    )
     args = ap.parse_args(argv)
+    if args.merge is not None:
+        retrieve.MERGE_SECONDS = args.merge
 
     questions = [q for path in args.questions for q in load(path)]
     index_dir = args.index or Path(tempfile.mkdtemp(prefix="ytnotes-eval-")) / "index"
@@ -266,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, weights in configs.items():
         results = score(idx, questions, weights)
+        if args.merge is not None:
+            name = f"{name} merge-{args.merge}"
         rows += [(name, *r) for r in summarise(questions, results, args.kinds) if args.split in (None, r[1])]
     n_notes = len({q.note for q in questions if q.note})
     print(

@@ -118,8 +118,10 @@ class Result:
         }
 
 
-#: Hits of one video closer than this many seconds are one moment (notes often cite one stretch of talk twice).
-MERGE_SECONDS = 30
+#: Hits of one video this many seconds apart or closer are one moment (notes often cite one stretch of talk twice):
+#: the tolerance of a right link in scripts/eval.py. Further apart, the one below is another sentence, often the
+#: answer after the setup the link went to (half of a note's anchors are 17 s apart or less).
+MERGE_SECONDS = 10
 #: Further moments listed under a video's result, at most.
 MAX_MOMENTS = 3
 

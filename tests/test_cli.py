@@ -17,7 +17,7 @@ import pytest
 
 from conftest import EXPECTATIONS, REPO, run_cli
 from search.cli import EXPORTING
-from search.retrieve import LOCATE_THRESHOLD, open_index
+from search.retrieve import LOCATE_THRESHOLD, MERGE_SECONDS, open_index
 
 URL = re.compile(r"^https://www\.youtube\.com/watch\?v=[A-Za-z0-9_-]{11}(&t=\d+s)?$")
 
@@ -51,8 +51,8 @@ def test_ask_known_question_rank_one(sample_index: Path) -> None:
     assert (top["note"], top["video_id"], top["seconds"]) == (item["note"], item["video"], item["t"])
     assert top["url"] == f"https://www.youtube.com/watch?v={item['video']}&t={item['t']}s"
     assert data["answer"] == {key: value for key, value in top.items() if key not in ("moments", "notes")}
-    # Grouped by video: one result per video, its other moments more than 30 s apart (but for the first moment of
-    # another note about the video, which shows that note however close it is).
+    # Grouped by video: one result per video, its other moments more than MERGE_SECONDS apart (but for the first
+    # moment of another note about the video, which shows that note however close it is).
     assert len({r["video_id"] for r in data["results"]}) == len(data["results"])
     for r in data["results"]:
         notes = [r["note"]]
@@ -61,7 +61,9 @@ def test_ask_known_question_rank_one(sample_index: Path) -> None:
             if m["note"] in notes:
                 seconds.append(m["seconds"])
             notes.append(m["note"])
-        assert all(abs(a - b) > 30 for i, a in enumerate(seconds) for b in seconds[i + 1 :]), seconds
+        assert all(abs(a - b) > MERGE_SECONDS for i, a in enumerate(seconds) for b in seconds[i + 1 :]), (
+            seconds
+        )
         assert r["notes"] == list(dict.fromkeys(notes))
     assert top["timestamp"] == "{:02d}:{:02d}:{:02d}".format(
         item["t"] // 3600, item["t"] // 60 % 60, item["t"] % 60
@@ -509,3 +511,15 @@ def test_what_you_remember_then_what_you_ask_links_what_came_after(sample_index:
     answer = json.loads(run_cli("ask", question, "--json", index=sample_index, check=True).stdout)["answer"]
     assert (answer["video_id"], answer["seconds"]) == ("UF8uR6Z6KLc", 390)
     assert "he was fired" in answer["sentence"]
+
+
+def test_the_sentence_after_the_link_is_shown_below_it(sample_index: Path) -> None:
+    """Asked without a premise, the link goes to the setup (his company's growth, 00:06:15), 15 s before the answer
+    (his firing, 00:06:30). The answer is not merged into the link as "the same moment": it is listed right under
+    it (two links more than MERGE_SECONDS apart play different sentences)."""
+    question = "What happened to Jobs once Apple was a two billion dollar company?"
+    top = json.loads(run_cli("ask", question, "--json", index=sample_index, check=True).stdout)["results"][0]
+    assert (top["video_id"], top["seconds"]) == ("UF8uR6Z6KLc", 375)
+    assert top["moments"][0]["seconds"] == 390, top["moments"]
+    assert "he was fired" in top["moments"][0]["sentence"]
+    assert MERGE_SECONDS < 390 - 375  # the premise of this test: 15 s apart are two moments

@@ -98,9 +98,13 @@ def load(path: Path, dtype: Any = None, width: int | None = None) -> np.ndarray:
     if (dtype is not None and array.dtype != np.dtype(dtype)) or (
         width is not None and array.shape[1:] != (width,)
     ):
-        raise IndexUnusableError(
-            f"{path} holds {array.dtype} {array.shape}, not {np.dtype(dtype)}; {REBUILD_HINT}"
+        wanted = " ".join(
+            [
+                *([str(np.dtype(dtype))] if dtype is not None else []),
+                *([f"(n, {width})"] if width is not None else []),
+            ]
         )
+        raise IndexUnusableError(f"{path} holds {array.dtype} {array.shape}, not {wanted}; {REBUILD_HINT}")
     return np.asarray(array)
 
 

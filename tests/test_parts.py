@@ -256,3 +256,16 @@ def test_an_ivf_base_and_a_tail_give_the_nearest_live_rows_and_never_a_dead_one(
             some = live[::3].tolist()
             _, filtered = vectors.search(query, 5, some)
             assert set(filtered.tolist()) <= set(some) and len(filtered) == 5
+
+
+def test_a_stored_array_of_the_wrong_shape_or_type_is_named_with_what_was_expected(tmp_path: Path) -> None:
+    """The error names the file, what it holds and what was expected: the width alone when any dtype will do."""
+    path = tmp_path / "words.npy"
+    np.save(path, np.zeros((3, 16), dtype=np.uint8))
+    with pytest.raises(YtnotesError) as wrong_width:
+        parts.load(path, width=48)
+    assert str(wrong_width.value).startswith(f"{path} holds uint8 (3, 16), not (n, 48); ")
+    with pytest.raises(YtnotesError) as wrong_type:
+        parts.load(path, dtype=np.int64)
+    assert f"{path} holds uint8 (3, 16), not int64; " in str(wrong_type.value)
+    assert parts.load(path, dtype=np.uint8, width=16).shape == (3, 16)

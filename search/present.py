@@ -124,7 +124,10 @@ def ask_text(results: list[Result], out: Screen) -> str:
     em = emphasis(out.bold)
     best = results[0].hit
     if found(results):
-        lines = [wrap(printable(f"Answer: {best.sentence} {moment(best)}"), out.width, "", " " * 8), ""]
+        lines = [
+            wrap(printable(f"Answer: {_answer_sentence(best)} {moment(best)}"), out.width, "", " " * 8),
+            "",
+        ]
     else:
         lines = [
             wrap(
@@ -151,6 +154,18 @@ def ask_text(results: list[Result], out: Screen) -> str:
             lines.append(wrap(text, out.width, "   ", " " * 8))
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+#: Characters of what a lead-in sentence introduces shown after it on the answer line.
+LEAD_IN_CHARS = 160
+
+
+def _answer_sentence(hit: Hit) -> str:
+    """The best sentence as the answer line shows it: one that leads into what follows ("Three rules of thumb:")
+    answers nothing alone, so the start of what follows it in the passage comes with it."""
+    if hit.sentence.rstrip().endswith(":") and hit.after:
+        return f"{hit.sentence} {_short(hit.after, LEAD_IN_CHARS)}"
+    return hit.sentence
 
 
 def _short(text: str, width: int = 90) -> str:

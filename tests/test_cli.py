@@ -523,3 +523,24 @@ def test_the_sentence_after_the_link_is_shown_below_it(sample_index: Path) -> No
     assert top["moments"][0]["seconds"] == 390, top["moments"]
     assert "he was fired" in top["moments"][0]["sentence"]
     assert MERGE_SECONDS < 390 - 375  # the premise of this test: 15 s apart are two moments
+
+
+def test_an_answer_that_leads_into_a_list_shows_its_start(sample_index: Path) -> None:
+    """The best sentence "Dalio closes with three rules of thumb ...:" answers nothing alone: the answer line goes
+    on with what it introduces (the first rule), and links the lead-in's moment. An answer that does not end with
+    a colon is the sentence alone."""
+    listed = run_cli(
+        "ask", "what rules of thumb does Dalio give policymakers?", index=sample_index, check=True
+    )
+    first = listed.stdout.splitlines()[0]
+    assert first.startswith(
+        "Answer: Dalio closes with three rules of thumb for policymakers and individuals alike: "
+    )
+    assert "Don't have debt rise faster than income" in first and first.endswith("&t=1760s")
+    plain = json.loads(
+        run_cli(
+            "ask", "How did a calligraphy class end up in the Macintosh?", "--json", index=sample_index
+        ).stdout
+    )["answer"]
+    shown = run_cli("ask", "How did a calligraphy class end up in the Macintosh?", index=sample_index).stdout
+    assert shown.splitlines()[0] == f"Answer: {plain['sentence']} [{plain['timestamp']}] {plain['url']}"

@@ -211,6 +211,7 @@ def ask_json(
         "threshold": ANSWER_THRESHOLD,
         "hint": HINT if mostly_not_english(question) else None,
         "answer": results[0].hit.to_json() if good else None,
+        "answer_text": _answer_sentence(results[0].hit) if good else None,
         "results": [r.to_json() for r in results],
     }
 

@@ -191,6 +191,16 @@ def test_a_shared_link_opens_in_locate_mode_and_back_returns(page: Page, server:
     assert page.locator("#mode-locate").is_checked() and "mode=locate" in page.url
 
 
+def test_an_answer_that_leads_into_a_list_shows_its_start(page: Page, server: str) -> None:
+    """The answer on top is the API's answer line: "three rules of thumb ...:" goes on with the first rule."""
+    question = "what rules of thumb does Dalio give policymakers?"
+    expected = httpx.get(f"{server}/api/ask", params={"q": question}, timeout=30).json()
+    assert expected["answer_text"].startswith(expected["answer"]["sentence"] + " Don't have debt rise")
+    page.goto(f"{server}/?q={question.replace(' ', '+')}")
+    page.locator(".result-list .result").first.wait_for()
+    assert page.locator("#answer .answer-text").inner_text() == expected["answer_text"]
+
+
 def test_no_good_answer_is_said_and_the_closest_passages_still_shown(page: Page, server: str) -> None:
     page.goto(f"{server}/?q=blorf+snarglewump+trindle+vox")
     page.locator(".result-list .result").first.wait_for()

@@ -199,7 +199,12 @@ def test_ask_says_when_nothing_answers_and_still_lists_the_closest(sample_index:
     ):
         proc = run_cli("ask", question, "--json", index=sample_index, check=True)
         data = json.loads(proc.stdout)
-        assert (data["found"], data["answer"], data["threshold"]) == (False, None, ANSWER_THRESHOLD), question
+        assert (data["found"], data["answer"], data["answer_text"], data["threshold"]) == (
+            False,
+            None,
+            None,
+            ANSWER_THRESHOLD,
+        ), question
         assert data["results"] and data["results"][0]["score"] < ANSWER_THRESHOLD
         text = run_cli("ask", question, index=sample_index, check=True).stdout
         assert (
@@ -527,20 +532,19 @@ def test_the_sentence_after_the_link_is_shown_below_it(sample_index: Path) -> No
 
 def test_an_answer_that_leads_into_a_list_shows_its_start(sample_index: Path) -> None:
     """The best sentence "Dalio closes with three rules of thumb ...:" answers nothing alone: the answer line goes
-    on with what it introduces (the first rule), and links the lead-in's moment. An answer that does not end with
-    a colon is the sentence alone."""
-    listed = run_cli(
-        "ask", "what rules of thumb does Dalio give policymakers?", index=sample_index, check=True
-    )
-    first = listed.stdout.splitlines()[0]
+    on with what it introduces (the first rule), and links the lead-in's moment; `answer_text` in the JSON is the
+    same. An answer that does not end with a colon is the sentence alone."""
+    listed = "what rules of thumb does Dalio give policymakers?"
+    first = run_cli("ask", listed, index=sample_index, check=True).stdout.splitlines()[0]
     assert first.startswith(
         "Answer: Dalio closes with three rules of thumb for policymakers and individuals alike: "
     )
-    assert "Don't have debt rise faster than income" in first and first.endswith("&t=1760s")
-    plain = json.loads(
-        run_cli(
-            "ask", "How did a calligraphy class end up in the Macintosh?", "--json", index=sample_index
-        ).stdout
-    )["answer"]
-    shown = run_cli("ask", "How did a calligraphy class end up in the Macintosh?", index=sample_index).stdout
-    assert shown.splitlines()[0] == f"Answer: {plain['sentence']} [{plain['timestamp']}] {plain['url']}"
+    assert "Don't have debt rise faster than income" in first
+    text = json.loads(run_cli("ask", listed, "--json", index=sample_index).stdout)["answer_text"]
+    assert first == f"Answer: {text} [00:29:20] https://www.youtube.com/watch?v=PHe0bXAIuk0&t=1760s"
+    plain = "How did a calligraphy class end up in the Macintosh?"
+    document = json.loads(run_cli("ask", plain, "--json", index=sample_index).stdout)
+    answer = document["answer"]
+    assert document["answer_text"] == answer["sentence"]
+    shown = run_cli("ask", plain, index=sample_index).stdout.splitlines()[0]
+    assert shown == f"Answer: {answer['sentence']} [{answer['timestamp']}] {answer['url']}"

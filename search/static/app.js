@@ -275,10 +275,10 @@
     return card;
   }
 
-  function answerLine(hit) {
+  function answerLine(hit, text) {
     answerBox.append(
       el("p", { class: "answer-label" }, "Answer"),
-      el("blockquote", { class: "answer-text" }, hit.sentence),
+      el("blockquote", { class: "answer-text" }, text || hit.sentence),
       el(
         "p",
         { class: "answer-meta" },
@@ -298,7 +298,7 @@
     const hint = data.hint ? ` Note: ${data.hint}.` : "";
     if (data.found && data.answer) {
       setStatus(count + hint);
-      answerLine(data.answer);
+      answerLine(data.answer, data.answer_text);
     } else {
       setStatus(
         `No good answer: nothing in the notes answers this closely (best score ` +

@@ -548,3 +548,18 @@ def test_an_answer_that_leads_into_a_list_shows_its_start(sample_index: Path) ->
     assert document["answer_text"] == answer["sentence"]
     shown = run_cli("ask", plain, index=sample_index).stdout.splitlines()[0]
     assert shown == f"Answer: {answer['sentence']} [{answer['timestamp']}] {answer['url']}"
+
+
+def test_the_readme_example_is_what_ask_prints(sample_index: Path) -> None:
+    """The README's example output of `ytnotes ask` is the real CLI's, line for line, but for the scores' last
+    digits (they may differ by a hundredth between CPUs)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    command = '$ ytnotes ask "How did a calligraphy class end up in the Macintosh?"\n'
+    shown = readme[readme.index(command) + len(command) :].split("\n2. …\n", 1)[0].splitlines()
+    printed = run_cli("ask", command.split('"')[1], index=sample_index, check=True).stdout.splitlines()
+
+    def score(line: str) -> str:
+        return re.sub(r"\(\d\.\d\d\)$", "(score)", line)
+
+    assert [score(line) for line in printed[: len(shown)]] == [score(line) for line in shown]
+    assert printed[len(shown)] == "" and printed[len(shown) + 1].startswith("2. ")

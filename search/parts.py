@@ -98,13 +98,12 @@ def load(path: Path, dtype: Any = None, width: int | None = None) -> np.ndarray:
     if (dtype is not None and array.dtype != np.dtype(dtype)) or (
         width is not None and array.shape[1:] != (width,)
     ):
-        wanted = " ".join(
-            [
-                *([str(np.dtype(dtype))] if dtype is not None else []),
-                *([f"(n, {width})"] if width is not None else []),
-            ]
+        wanted = [str(np.dtype(dtype))] if dtype is not None else []
+        if width is not None:
+            wanted.append(f"(n, {width})")
+        raise IndexUnusableError(
+            f"{path} holds {array.dtype} {array.shape}, not {' '.join(wanted)}; {REBUILD_HINT}"
         )
-        raise IndexUnusableError(f"{path} holds {array.dtype} {array.shape}, not {wanted}; {REBUILD_HINT}")
     return np.asarray(array)
 
 

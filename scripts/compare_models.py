@@ -27,7 +27,13 @@ REPO = Path(__file__).resolve().parents[1]
 #: Every question set, and the inputs nothing answers (its "flagged" column).
 QUESTIONS = [
     REPO / "scripts" / "eval" / f
-    for f in ("questions.jsonl", "questions-2.jsonl", "questions-3.jsonl", "questions-4.jsonl", "unrelated.jsonl")
+    for f in (
+        "questions.jsonl",
+        "questions-2.jsonl",
+        "questions-3.jsonl",
+        "questions-4.jsonl",
+        "unrelated.jsonl",
+    )
 ]
 COLD_RUNS = 5
 COLD_QUESTION = "why did he drop out of college?"

@@ -4,12 +4,22 @@
 
 The base commit is checked out into a temporary git worktree; both trees answer the same question from the same
 index (the index format must be one both read), each a fresh process started by this interpreter, in turns (the
-machine's speed drifts over minutes, so an A/B in turns is fairer than two blocks).
+machine's speed drifts over minutes, so an A/B in turns is fairer than two blocks). When the index format changed
+since the base, ``--base-build NOTES`` has the base tree build its own index of the same notes first (into the
+temporary folder, its build not timed), and the base answers from that:
+
+    .venv/bin/python scripts/bench_cold_ask.py --index /tmp/evidx --base 3856923 --base-build ../shared/corpus/notes
+
+``--base-path DIR`` puts DIR first on the base's import path: another version of a dependency against the one
+installed, the same commit on both sides (``pip install --no-deps --target DIR typer==0.29.2``):
+
+    .venv/bin/python scripts/bench_cold_ask.py --index /tmp/evidx --base HEAD --base-path /tmp/typer-0.29.2
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -21,15 +31,21 @@ REPO = Path(__file__).resolve().parents[1]
 QUESTION = "how does a transformer decide which words to pay attention to?"
 
 
-def cold_ask(tree: Path, index: Path, question: str) -> float:
-    started = time.perf_counter()
+def ytnotes(tree: Path, *args: str, path: Path | None = None) -> None:
+    """A fresh `ytnotes` process of a tree, run by this interpreter (``path`` first on its import path)."""
+    imports = [str(tree)] if path is None else [str(path), str(tree)]
     subprocess.run(
-        [sys.executable, "-m", "search", "ask", question, "--index", str(index)],
+        [sys.executable, "-m", "search", *args],
         cwd=tree,
         check=True,
         capture_output=True,
-        env={"PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": os.pathsep.join(imports), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
     )
+
+
+def cold_ask(tree: Path, index: Path, question: str, path: Path | None = None) -> float:
+    started = time.perf_counter()
+    ytnotes(tree, "ask", question, "--index", str(index), path=path)
     return time.perf_counter() - started
 
 
@@ -39,6 +55,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", required=True, help="the commit to compare with")
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--question", default=QUESTION)
+    ap.add_argument(
+        "--base-build",
+        type=Path,
+        metavar="NOTES",
+        help="the base reads another index format: it answers from its own build of these notes",
+    )
+    ap.add_argument(
+        "--base-path",
+        type=Path,
+        metavar="DIR",
+        help="put DIR first on the base's import path (another version of a dependency)",
+    )
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ytnotes-base-") as tmp:
         base = Path(tmp) / "base"
@@ -48,13 +76,23 @@ def main(argv: list[str] | None = None) -> int:
             capture_output=True,
         )
         try:
-            trees = {"this tree": REPO, f"base {args.base}": base}
+            base_index = args.index
+            base_path = None if args.base_path is None else args.base_path.resolve()
+            if args.base_build is not None:
+                base_index = Path(tmp) / "base-index"
+                ytnotes(
+                    base, "build", str(args.base_build.resolve()), "--index", str(base_index), path=base_path
+                )
+            trees = {
+                "this tree": (REPO, args.index, None),
+                f"base {args.base}": (base, base_index, base_path),
+            }
             times: dict[str, list[float]] = {name: [] for name in trees}
-            for tree in trees.values():
-                cold_ask(tree, args.index, args.question)  # warm the OS cache for each
+            for tree, index, path in trees.values():
+                cold_ask(tree, index, args.question, path)  # warm the OS cache for each
             for _ in range(args.runs):
-                for name, tree in trees.items():
-                    times[name].append(cold_ask(tree, args.index, args.question))
+                for name, (tree, index, path) in trees.items():
+                    times[name].append(cold_ask(tree, index, args.question, path))
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], check=False)
     medians = {name: statistics.median(t) for name, t in times.items()}

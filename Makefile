@@ -46,6 +46,7 @@ chromium:
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check search tests scripts
+	$(BIN)/ruff format --check search tests scripts
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 

@@ -32,6 +32,7 @@ QUESTIONS = [
         "questions-2.jsonl",
         "questions-3.jsonl",
         "questions-4.jsonl",
+        "questions-5.jsonl",
         "unrelated.jsonl",
     )
 ]

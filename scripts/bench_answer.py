@@ -7,7 +7,8 @@ One process, one thread (as the server's workers), the index opened as a worker 
 turn: the question's encoding alone, then a whole answer (`search.answering.respond`, k=10, the JSON included) in
 each of two ways, in an order that alternates between rounds: as shipped; with SQL queries instead of the layout.
 Printed: the median time of each, each way's ratio to the shipped one, and the shipped answer's ratio to the
-encoding (issue 15's "whole answer <= 2x the encoding"). ``--beside``: another index answered the same way,
+encoding (issue 15's "whole answer <= 2x the encoding"). The questions are taken from the evaluation sets in
+turns (one of each set, then the next of each), so every set's kind of question is in the first hundred. ``--beside``: another index answered the same way,
 interleaved (e.g. the same notes before a rebuild extended them with a tail, `search/parts.py`). (BM25 from the build's postings against FTS5's bm25() was
 measured here too, 0.7x the answer time on 22k passages, until the index stopped keeping the FTS5 tables.)
 """
@@ -20,11 +21,18 @@ import os
 import statistics
 import sys
 import time
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SETS = ("questions", "questions-2", "questions-3")
+SETS = ("questions", "questions-2", "questions-3", "questions-4", "questions-5")
+
+
+def _questions(name: str) -> list[str]:
+    """The questions of an evaluation set, in its order."""
+    path = REPO / "scripts" / "eval" / f"{name}.jsonl"
+    return [json.loads(line)["q"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def main() -> int:
@@ -44,12 +52,9 @@ def main() -> int:
     holder = IndexHolder(args.index)
     index = holder.get()
     layout = retrieve.Index.layout
-    questions = [
-        json.loads(line)["q"]
-        for name in SETS
-        for line in (REPO / "scripts" / "eval" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ][: args.questions]
+    questions = [q for turn in zip_longest(*map(_questions, SETS)) for q in turn if q is not None][
+        : args.questions
+    ]
 
     beside = IndexHolder(args.beside) if args.beside else None
     chosen = holder

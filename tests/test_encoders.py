@@ -91,13 +91,14 @@ def test_onnx_and_torch_questions_find_the_same_top_ten(sample_index: Path) -> N
         assert a == b, item["q"]
 
 
-def test_the_question_path_imports_no_torch(sample_index: Path) -> None:
+def test_the_question_path_imports_neither_torch_nor_pydantic(sample_index: Path) -> None:
+    """Nor pydantic: typer 0.29 checked every option with it, 77 ms of a cold question (README, "Speed")."""
     # app() rather than main(): main leaves through os._exit after a question, before this could print.
     code = (
         "import sys\n"
         "from search.cli import app\n"
         f"app(['ask', 'why do people procrastinate', '--index', {str(sample_index)!r}], standalone_mode=False)\n"
-        "heavy = {'torch', 'sentence_transformers', 'transformers'}\n"
+        "heavy = {'torch', 'sentence_transformers', 'transformers', 'pydantic', 'pydantic_core'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

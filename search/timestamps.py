@@ -22,7 +22,10 @@ because a note's author (or generator) tends to make the same mistake throughout
   hour, past twice its latest time with real seconds (and ``LATEST_MARGIN``), or past ``MAX_SECONDS``, cannot be
   hours. One reading per run: never two inside one bracket. In such a note whose every value with real seconds
   ends in a single digit (``01:23:05``, ``05:01:04``: 1 in 6 each by chance), that digit is a fraction: those values
-  get the minutes:seconds reading as a choice too. See ``read_clock`` for the costs.
+  get the minutes:seconds reading as a choice too. And in such a note, a value with real seconds that cannot be
+  hours, past twice every other time of the note (whole-minute values as minutes:seconds) and ``LATEST_MARGIN``
+  (``04:49:53`` among ``04:38:00``, ``05:01:00`` and times below an hour), is minutes:seconds:fraction. See
+  ``read_clock`` for the costs.
 * After that, a value with minutes or seconds above 59, or longer than ``MAX_SECONDS``, is dropped with a
   warning: no single reading is clearly right.
 """
@@ -214,9 +217,12 @@ def read_clock(runs: Sequence[Sequence[Parts]]) -> Clock:
     real = sum(1 for p in three if p.numbers[2] != 0)
     mixed = whole >= MIXED_MIN and whole * MIXED_RATIO >= real
     minutes_cost = 0.0 if mixed else MINUTES_COST
+    far = _far_out(three) if mixed else set()
     # The latest plausible hours reading: twice the latest time written with real seconds, and 10 minutes more.
     real_times = [
-        t for t in (_try(p, Reading.HOURS) for p in flat if p.numbers[-1] != 0) if isinstance(t, int)
+        t
+        for t in (_try(p, Reading.HOURS) for p in flat if p.numbers[-1] != 0 and p.raw not in far)
+        if isinstance(t, int)
     ]
     latest = 2 * max(real_times) + LATEST_MARGIN if real_times else 0
     hours_cost = HOURS_COST_MIXED if mixed else 0.0
@@ -227,6 +233,9 @@ def read_clock(runs: Sequence[Sequence[Parts]]) -> Clock:
     fractions = mixed and _small_fractions(three)
 
     def options(p: Parts) -> _Options:
+        if p.raw in far:
+            fraction = _try(p, Reading.MINUTES)
+            return _Options((fraction, fraction), (0.0, 0.0))
         hours = _try(p, Reading.HOURS)
         if fractions and _small_fraction(p):
             return _Options((hours, _try(p, Reading.MINUTES)), (0.0, 0.0))
@@ -285,7 +294,10 @@ def read_clock(runs: Sequence[Sequence[Parts]]) -> Clock:
         for p in run:
             o = options(p)
             value = o.values[state]
-            if state == 1 and o.values[0] is not value and isinstance(value, int):
+            if p.raw in far and isinstance(value, int):
+                clock.fractions += 1
+                clock.fraction_example = clock.fraction_example or p.raw
+            elif state == 1 and o.values[0] is not value and isinstance(value, int):
                 if p.numbers[2] == 0:
                     clock.repaired += 1
                     clock.example = clock.example or p.raw
@@ -295,6 +307,26 @@ def read_clock(runs: Sequence[Sequence[Parts]]) -> Clock:
             out.append(value)
         clock.seconds.append(out)
     return clock
+
+
+def _far_out(three: Sequence[Parts]) -> set[str]:
+    """In a note that writes whole minutes as ``A:B:00``, the values with real seconds that cannot be hours: read so,
+    they fall past twice every other time of the note and ``LATEST_MARGIN`` more (``04:49:53`` among ``04:38:00``,
+    ``05:01:00`` and times below an hour). They are minutes:seconds:fraction. The other times are the whole-minute
+    values read as minutes:seconds and the other values with real seconds read as hours."""
+    times: dict[str, int] = {}
+    for p in three:
+        t = _try(p, Reading.MINUTES if p.numbers[2] == 0 else Reading.HOURS)
+        if isinstance(t, int):
+            times[p.raw] = max(t, times.get(p.raw, 0))
+    far = set()
+    for p in three:
+        if p.numbers[2] == 0 or p.numbers[0] == 0 or not isinstance(_try(p, Reading.MINUTES), int):
+            continue
+        others = [t for raw, t in times.items() if raw != p.raw]
+        if others and times.get(p.raw, 0) > 2 * max(others) + LATEST_MARGIN:
+            far.add(p.raw)
+    return far
 
 
 #: A last part (not 0) below this may be a fraction of a second rather than seconds (see `read_clock`).

@@ -213,6 +213,23 @@ def test_fractions_are_not_read_as_minutes_when_other_values_have_real_seconds()
     assert clock.fractions == 0
 
 
+def test_real_seconds_far_past_a_whole_minute_note_are_a_fraction() -> None:
+    # jimruttshow8596/Z5dompWURVo writes minutes:seconds:00 under an hour, then real hours (01:00:40), and once
+    # 04:49:53 among 04:38:00 and 05:01:00: as hours, four hours past everything else.
+    values = ["00:36:00", "04:49:53", "04:38:00", "05:01:00", "59:13:00", "59:48:00", "01:00:40", "01:05:54"]
+    clock = _clock(*([v] for v in values))
+    assert [s for run in clock.seconds for s in run] == [36, 289, 278, 301, 3553, 3588, 3640, 3954]
+    assert (clock.repaired, clock.fractions) == (5, 1)
+    warning = clock.warning()
+    assert warning is not None and "1 timestamp such as 04:49:53 as minutes:seconds:fraction" in warning
+
+
+def test_real_seconds_are_not_a_fraction_outside_a_whole_minute_note() -> None:
+    # The same late value in a note without whole-minute values: a long video's real time, read as written.
+    clock = _clock(["00:00:36"], ["04:49:53"], ["00:04:38"], ["00:05:01"])
+    assert [s for run in clock.seconds for s in run] == [36, 17393, 278, 301] and clock.warning() is None
+
+
 def test_a_fraction_in_a_note_without_whole_minute_values_stays_hours() -> None:
     clock = _clock(["01:02:07"], ["01:05:30"], ["01:09:13"])
     assert clock.seconds == [[3727], [3930], [4153]] and clock.warning() is None

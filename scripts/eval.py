@@ -8,7 +8,10 @@
 A question: {"q": ..., "video": <videoId>, "t": [seconds, ...], "note": <path under the notes folder>, "kind": ...}.
 Kinds starting with "locate" go through `locate` (hit@1 only: it answers with one sentence); the others through
 `ask`. A hit is a result with the same videoId and a time within ±10 s of a gold time. Questions are split by a
-hash of their text into dev (two thirds, for choosing settings) and test (one third, held out).
+hash of their text into dev (two thirds, for choosing settings) and test (one third, held out). With several
+configurations (--compare, --moments), a second table sets each against the default question by question: how many
+questions it gets right that the default does not (won) and the reverse (lost), with the sign test's p-value, since
+a few questions either way on sets this size is what chance alone does.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 import tempfile
 import time
@@ -212,6 +216,60 @@ def summarise(questions: list[Question], results: dict[str, list[float]], kinds:
     return rows
 
 
+#: The columns compared question by question against the default (--compare, --moments): the right top link, and a
+#: right link among the first five a reader meets.
+PAIRED = ("hit@1", "read@5")
+
+
+def sign_test(won: int, lost: int) -> float:
+    """The two-sided exact sign test's p-value for ``won`` against ``lost`` (ties left out): how often a change
+    that helps and hurts alike would move this many questions apart. 1.0 when nothing moved."""
+    n = won + lost
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(won, lost) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired(
+    questions: list[Question], base: dict[str, list[float]], other: dict[str, list[float]]
+) -> list[tuple[str, str, int, list[tuple[int, int]]]]:
+    """For each set and split of the `ask` questions, and for every set together ("every set"): (set, split, n,
+    [(won, lost) per PAIRED column]), a question won when ``other`` gets it right and ``base`` does not, lost the
+    other way round."""
+    columns = [COLUMNS.index(c) for c in PAIRED]
+    groups: dict[tuple[str, str], list[Question]] = defaultdict(list)
+    for item in questions:
+        if item.kind != "unrelated" and not item.is_locate:
+            for split in (item.split, "all"):
+                groups[(item.set, split)].append(item)
+                groups[("~every set", split)].append(item)
+    rows = []
+    for (qset, split), items in sorted(groups.items()):
+        counts = []
+        for c in columns:
+            pairs = [(other[i.q][c] == 1.0, base[i.q][c] == 1.0) for i in items]
+            counts.append((sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs)))
+        rows.append((qset.lstrip("~"), split, len(items), counts))
+    return rows
+
+
+def _p(value: float) -> str:
+    return "<0.01" if value < 0.01 else f"{value:.2f}"
+
+
+def paired_table(rows: list[tuple[str, str, str, int, list[tuple[int, int]]]], base: str) -> str:
+    cells = "".join(f"  {c + ' won/lost (p)':<22}" for c in PAIRED)
+    lines = [
+        f"each against {base}, question by question (sign test p)",
+        f"{'config':<22} {'set':<12} {'split':<5} {'n':>4}{cells}",
+    ]
+    for config, qset, split, n, counts in rows:
+        shown = "".join(f"  {f'+{w} -{lo} ({_p(sign_test(w, lo))})':<22}" for w, lo in counts)
+        lines.append(f"{config:<22} {qset:<12} {split:<5} {n:>4}{shown}")
+    return "\n".join(lines)
+
+
 #: --compare: the single methods (one candidate list, one score), then the hybrid's first pass alone, the default
 #: (both passes) and what its second pass is made of.
 CONFIGS: dict[str, rank.Weights] = {
@@ -273,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     idx = open_for_eval(index_dir)
     configs = CONFIGS if args.compare else MOMENT_CONFIGS if args.moments else {"hybrid": rank.HYBRID}
     rows = []
+    scored = {}
     for name, weights in configs.items():
-        results = score(idx, questions, weights)
+        results = scored[name] = score(idx, questions, weights)
         if args.merge is not None:
             name = f"{name} merge-{args.merge}"
         rows += [(name, *r) for r in summarise(questions, results, args.kinds) if args.split in (None, r[1])]
@@ -284,6 +343,17 @@ def main(argv: list[str] | None = None) -> int:
         f"({idx.manifest['counts']['chunks']} chunks, chunk_tokens {idx.manifest['chunking']['chunk_tokens']})"
     )
     print(table(rows))
+    if len(scored) > 1:
+        base = scored["hybrid"]
+        pairs = [
+            (name, *r)
+            for name, results in scored.items()
+            if name != "hybrid"
+            for r in paired(questions, base, results)
+            if args.split in (None, r[1])
+        ]
+        print()
+        print(paired_table(pairs, "hybrid"))
     return 0
 
 

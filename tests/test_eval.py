@@ -95,6 +95,25 @@ def test_hybrid_beats_every_single_method(slice_run: dict[str, Any]) -> None:
         )
 
 
+def test_configurations_are_compared_question_by_question_with_a_sign_test() -> None:
+    ev = _harness()
+    assert ev.sign_test(0, 0) == 1.0 and ev.sign_test(5, 5) == 1.0
+    assert ev.sign_test(0, 5) == pytest.approx(2 / 32)  # five of five one way: 1 in 16, either way
+    assert ev.sign_test(3, 1) == pytest.approx(2 * 5 / 16)
+    assert ev.sign_test(1, 18) < 0.001
+    questions = [ev.Question(q=f"q{n}", video="v", t=[0], note="n", kind="ask", set="s") for n in range(4)]
+    questions.append(ev.Question(q="nothing", video=None, t=[], note=None, kind="unrelated", set="u"))
+    right, wrong = [1.0] * len(ev.COLUMNS), [0.0] * len(ev.COLUMNS)
+    base = {"q0": right, "q1": right, "q2": wrong, "q3": wrong, "nothing": wrong}
+    other = {"q0": right, "q1": wrong, "q2": right, "q3": right, "nothing": right}
+    rows = {(qset, split): (n, counts) for qset, split, n, counts in ev.paired(questions, base, other)}
+    # q2 and q3 won, q1 lost, q0 right in both; the unrelated input is no ask question.
+    assert rows[("s", "all")] == (4, [(2, 1)] * len(ev.PAIRED))
+    assert rows[("every set", "all")] == rows[("s", "all")]
+    assert not any(qset == "u" for qset, _ in rows)
+    assert "+2 -1 (1.00)" in ev.paired_table([("other", "s", "all", 4, [(2, 1), (2, 1)])], "hybrid")
+
+
 def test_maxsim_scores_segment_words_and_heading_words() -> None:
     """Each question word takes its best cosine among the segment's words and the heading line's; averaged."""
     import numpy as np

@@ -267,7 +267,7 @@ def paired_table(rows: list[tuple[str, str, str, int, list[tuple[int, int]]]], b
     for config, qset, split, n, counts in rows:
         shown = "".join(f"  {f'+{w} -{lo} ({_p(sign_test(w, lo))})':<22}" for w, lo in counts)
         lines.append(f"{config:<22} {qset:<12} {split:<5} {n:>4}{shown}")
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 #: --compare: the single methods (one candidate list, one score), then the hybrid's first pass alone, the default

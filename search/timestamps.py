@@ -319,12 +319,14 @@ def _far_out(three: Sequence[Parts]) -> set[str]:
         t = _try(p, Reading.MINUTES if p.numbers[2] == 0 else Reading.HOURS)
         if isinstance(t, int):
             times[p.raw] = max(t, times.get(p.raw, 0))
+    # The latest other time of each value is the latest of all, or the one before it for the latest value itself.
+    ranked = sorted(times, key=times.__getitem__, reverse=True)[:2]
     far = set()
     for p in three:
         if p.numbers[2] == 0 or p.numbers[0] == 0 or not isinstance(_try(p, Reading.MINUTES), int):
             continue
-        others = [t for raw, t in times.items() if raw != p.raw]
-        if others and times.get(p.raw, 0) > 2 * max(others) + LATEST_MARGIN:
+        others = [times[raw] for raw in ranked if raw != p.raw][:1]
+        if others and times.get(p.raw, 0) > 2 * others[0] + LATEST_MARGIN:
             far.add(p.raw)
     return far
 

@@ -318,7 +318,7 @@ def _far_out(three: Sequence[Parts]) -> set[str]:
     for p in three:
         t = _try(p, Reading.MINUTES if p.numbers[2] == 0 else Reading.HOURS)
         if isinstance(t, int):
-            times[p.raw] = max(t, times.get(p.raw, 0))
+            times[p.raw] = t
     # The latest other time of each value is the latest of all, or the one before it for the latest value itself.
     ranked = sorted(times, key=times.__getitem__, reverse=True)[:2]
     far = set()

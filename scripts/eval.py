@@ -243,14 +243,14 @@ def paired(
         if item.kind != "unrelated" and not item.is_locate:
             for split in (item.split, "all"):
                 groups[(item.set, split)].append(item)
-                groups[("~every set", split)].append(item)
+                groups[("every set", split)].append(item)
     rows = []
-    for (qset, split), items in sorted(groups.items()):
+    for (qset, split), items in sorted(groups.items(), key=lambda kv: (kv[0][0] == "every set", kv[0])):
         counts = []
         for c in columns:
             pairs = [(other[i.q][c] == 1.0, base[i.q][c] == 1.0) for i in items]
             counts.append((sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs)))
-        rows.append((qset.lstrip("~"), split, len(items), counts))
+        rows.append((qset, split, len(items), counts))
     return rows
 
 

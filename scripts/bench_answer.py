@@ -8,9 +8,10 @@ turn: the question's encoding alone, then a whole answer (`search.answering.resp
 each of two ways, in an order that alternates between rounds: as shipped; with SQL queries instead of the layout.
 Printed: the median time of each, each way's ratio to the shipped one, and the shipped answer's ratio to the
 encoding (issue 15's "whole answer <= 2x the encoding"). The questions are taken from the evaluation sets in
-turns (one of each set, then the next of each), so every set's kind of question is in the first hundred. ``--beside``: another index answered the same way,
-interleaved (e.g. the same notes before a rebuild extended them with a tail, `search/parts.py`). (BM25 from the build's postings against FTS5's bm25() was
-measured here too, 0.7x the answer time on 22k passages, until the index stopped keeping the FTS5 tables.)
+turns (one of each set, then the next of each), so every set's kind of question is in the first hundred.
+``--beside``: another index answered the same way, interleaved (e.g. the same notes before a rebuild extended them
+with a tail, `search/parts.py`). (BM25 from the build's postings against FTS5's bm25() was measured here too, 0.7x
+the answer time on 22k passages, until the index stopped keeping the FTS5 tables.)
 """
 
 from __future__ import annotations

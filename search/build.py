@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from search import chunks as chunking
-from search import embed, model_folder, paths, store, verified, word_codebook, words
+from search import embed, model_folder, paths, store, verified, video_clocks, word_codebook, words
 from search import writer as writer_module
 from search.encoding import EncodingPool
 from search.errors import IndexMissingError, NoteError, YtnotesError
@@ -260,15 +260,24 @@ def _build(
     codebook = word_codebook.for_model(model)  # learnt on the model's first build (seconds)
     old_notes: dict[str, str] = previous.manifest["notes"] if previous else {}
 
-    # Which notes changed, from their bytes alone, before anything is written.
-    listed: list[tuple[Path, str, bool]] = []  # (path, rel, unchanged)
+    # Which notes changed, from their bytes alone (and, for a video with several notes, what the others say of
+    # its clock: `search.video_clocks`), before anything is written.
+    digests: list[tuple[Path, str, str]] = []
+    videos: list[tuple[str, Path, str | None, bool]] = []
     for path in paths:
         rel = path.relative_to(notes_dir).as_posix()
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            raw = path.read_bytes()
+            digest = hashlib.sha256(raw).hexdigest()
         except OSError:
-            digest = ""  # read_note reports it
-        listed.append((path, rel, previous is not None and old_notes.get(rel) == digest))
+            raw, digest = b"", ""  # read_note reports it
+        digests.append((path, rel, digest))
+        videos.append((rel, path, *video_clocks.scan(raw)))
+    others_latest = video_clocks.decide(videos)
+    listed: list[tuple[Path, str, bool]] = []  # (path, rel, unchanged)
+    for path, rel, digest in digests:
+        key = video_clocks.key(digest, others_latest.get(rel))
+        listed.append((path, rel, previous is not None and old_notes.get(rel) == key))
     gone = len(set(old_notes) - {rel for _, rel, _ in listed})
     read_first: dict[Path, NoteData | None] = {}
     if previous is not None and gone == 0:
@@ -277,7 +286,9 @@ def _build(
         if all(str(path) in was_skipped for path in todo):
             # Nothing changed but notes that could not be read last time: read them now (they are few); when
             # they still cannot be, the index is up to date and nothing is written.
-            read_first = {path: _read(path, notes_dir, chunk_tokens, skipped, model) for path in todo}
+            read_first = {
+                path: _read(path, notes_dir, chunk_tokens, skipped, model, others_latest) for path in todo
+            }
             if all(d is None for d in read_first.values()) and not skipped_changed(previous, skipped):
                 dropped = previous.dropped()
                 return BuildReport(
@@ -342,7 +353,7 @@ def _build(
             else:
                 data = read_first.pop(path) if path in read_first else None
                 if data is None:
-                    data = _read(path, notes_dir, chunk_tokens, skipped, model)
+                    data = _read(path, notes_dir, chunk_tokens, skipped, model, others_latest)
                 if data is not None:
                     changed += 1
                     writer.number(data)
@@ -404,12 +415,20 @@ def skipped_changed(previous: Previous, skipped: list[NoteError]) -> bool:
 
 
 def _read(
-    path: Path, root: Path, chunk_tokens: int, skipped: list[NoteError], model: model_folder.Model
+    path: Path,
+    root: Path,
+    chunk_tokens: int,
+    skipped: list[NoteError],
+    model: model_folder.Model,
+    others_latest: dict[str, int] | None = None,
 ) -> NoteData | None:
-    """Parse and pack one note; a bad note is added to ``skipped`` and gives None."""
+    """Parse and pack one note; a bad note is added to ``skipped`` and gives None. ``others_latest``: what the
+    other notes of their videos decide of some notes' clocks, by their paths under ``root`` (`video_clocks.decide`)."""
+    decided = None
     try:
         note = read_note(path, root)
-        parsed = parse_note(note)
+        decided = (others_latest or {}).get(note.rel)
+        parsed = parse_note(note, decided)
         packed = chunking.pack(parsed, embed.token_counter(model), chunk_tokens)
     except NoteError as exc:
         skipped.append(exc)
@@ -428,7 +447,7 @@ def _read(
         channel=note.channel,
         channel_key=note.channel_key,
         video_id=note.video_id,
-        sha256=note.sha256,
+        sha256=video_clocks.key(note.sha256, decided),
         dropped=[f"{note.path}:{s.line}: [{s.raw}] {s.reason}" for s in parsed.skipped],
         clock_repair=f"{note.path}: {parsed.clock_repair}" if parsed.clock_repair else None,
         chunks=[],

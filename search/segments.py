@@ -97,8 +97,10 @@ class _Stamp:
     parts: ts.Parts | None = None
 
 
-def parse_note(note: Note) -> ParsedNote:
-    """Segments of one note, with the timestamps that were skipped or repaired."""
+def parse_note(note: Note, others_latest: int | None = None) -> ParsedNote:
+    """Segments of one note, with the timestamps that were skipped or repaired. ``others_latest``: the note's clock
+    reads minutes:seconds:fraction because the other notes of its video, whose latest time this is, say so
+    (`search.video_clocks`)."""
     blocks = _blocks(note)
     parsed = ParsedNote(note=note, segments=[])
     stamps: list[_Stamp] = []
@@ -120,7 +122,7 @@ def parse_note(note: Note) -> ParsedNote:
             parsed.skipped.append(Skip(stamp.line, stamp.raw, str(exc)))
     readable = [[s for s in run if s.parts] for runs in runs_by_block for _, _, run in runs]
     readable = [run for run in readable if run]
-    clock = ts.read_clock([[s.parts for s in run if s.parts] for run in readable])
+    clock = ts.read_clock([[s.parts for s in run if s.parts] for run in readable], others_latest)
     parsed.reading, parsed.clock_repair = clock.reading, clock.warning()
     seconds: dict[int, int] = {}
     for run, values in zip(readable, clock.seconds, strict=True):

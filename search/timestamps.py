@@ -26,12 +26,19 @@ because a note's author (or generator) tends to make the same mistake throughout
   hours, past twice every other time of the note (whole-minute values as minutes:seconds) and ``LATEST_MARGIN``
   (``04:49:53`` among ``04:38:00``, ``05:01:00`` and times below an hour), is minutes:seconds:fraction. See
   ``read_clock`` for the costs.
+* Notes of one video cite the same moments (they are written from one transcript). A note read as hours whose
+  latest time is past twice the latest time of the video's other notes (and ``LATEST_MARGIN``), while read as
+  minutes:seconds:fraction its values fall within the other notes' times and at least a third of them (three or
+  more) within a second of one of those times, writes *minutes:seconds:fraction*: ``01:10:17, 02:20:24, 05:54:57``
+  beside ``01:10:00, 02:20:00, 05:54:00`` read as 70, 140 and 354 s. (`agrees_as_fraction`; the build decides it before
+  reading the notes, `search.video_clocks`, and tells `read_clock`.)
 * After that, a value with minutes or seconds above 59, or longer than ``MAX_SECONDS``, is dropped with a
   warning: no single reading is clearly right.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import re
@@ -177,9 +184,19 @@ class Clock:
     example: str = ""
     fractions: int = 0
     fraction_example: str = ""
+    #: The latest time of the video's other notes, when their agreement decided the minutes:seconds:fraction
+    #: reading (`agrees_as_fraction`); with the latest time the note's values would have read as hours.
+    others_latest: int | None = None
+    hours_latest: int | None = None
 
     def warning(self) -> str | None:
         """The one-line repair note for the whole note, or None when every value was read as written."""
+        if self.others_latest is not None:
+            return (
+                "reads its three-part timestamps as minutes:seconds:fraction, as the video's other notes cite the "
+                f"same moments (read as hours they would run to {format_hms(self.hours_latest or 0)}, past "
+                f"those notes' latest, {format_hms(self.others_latest)})"
+            )
         if self.reading is Reading.FRACTION:
             return "reads its three-part timestamps as minutes:seconds:fraction (some cannot be hours)"
         if self.reading is Reading.MINUTES:
@@ -198,8 +215,10 @@ class Clock:
         return None
 
 
-def read_clock(runs: Sequence[Sequence[Parts]]) -> Clock:
+def read_clock(runs: Sequence[Sequence[Parts]], others_latest: int | None = None) -> Clock:
     """Seconds for every value of one note, its runs (boundaries) in file order, by the module's rules.
+    ``others_latest``: the note reads minutes:seconds:fraction because the other notes of its video, whose latest
+    time this is, say so (`agrees_as_fraction`, decided by the build: `search.video_clocks`).
 
     Under the hours reading the choice for runs of whole-minute values is a shortest path (Viterbi) over the runs,
     two states each (hours, minutes:seconds), costing: each value's prior (``MINUTES_COST`` or free for a
@@ -210,6 +229,10 @@ def read_clock(runs: Sequence[Sequence[Parts]]) -> Clock:
     flat = [p for run in runs for p in run]
     reading, max_hour = choose_reading(flat)
     three = [p for p in flat if len(p.numbers) == 3]
+    if others_latest is not None:
+        clock = Clock(Reading.FRACTION, [[_fixed(p, Reading.FRACTION, three) for p in run] for run in runs])
+        clock.others_latest, clock.hours_latest = others_latest, max(alone(flat), default=0)
+        return clock
     if reading is not Reading.HOURS:
         return Clock(reading, [[_fixed(p, reading, three) for p in run] for run in runs])
 
@@ -307,6 +330,54 @@ def read_clock(runs: Sequence[Sequence[Parts]]) -> Clock:
             out.append(value)
         clock.seconds.append(out)
     return clock
+
+
+#: Of a note's three-part values read as minutes:seconds:fraction, at least this share (and ``AGREE_MIN``) within
+#: ``AGREE_SECONDS`` of a time of another note of the video is agreement (`agrees_as_fraction`).
+AGREE_SHARE = 1 / 3
+AGREE_MIN = 3
+AGREE_SECONDS = 1
+
+
+def alone(values: Sequence[Parts]) -> list[int]:
+    """The times of a note's values as the note reads on its own (each value a run of its own), dropped ones left
+    out: what the other notes of its video are read against."""
+    clock = read_clock([[p] for p in values])
+    return [t for run in clock.seconds for t in run if isinstance(t, int)]
+
+
+def may_read_as_fraction(values: Sequence[Parts]) -> bool:
+    """Whether the other notes of its video could make a note read minutes:seconds:fraction (`agrees_as_fraction`):
+    it reads as hours on its own, with ``AGREE_MIN`` or more values past the first hour. Most notes do not."""
+    if sum(1 for p in values if len(p.numbers) == 3 and p.numbers[0] > 0) < AGREE_MIN:
+        return False
+    return choose_reading(values)[0] is Reading.HOURS
+
+
+def agrees_as_fraction(values: Sequence[Parts], others: Sequence[int]) -> bool:
+    """Whether a note reads its clock as minutes:seconds:fraction because the other notes of its video (their
+    times ``others``, each note read alone) say so: read as hours its latest time is past twice theirs and
+    ``LATEST_MARGIN``, while read as minutes:seconds:fraction every value fits before that and at least a third of
+    its three-part values (``AGREE_MIN`` or more) fall within a second of one of their times. Notes written from one
+    transcript cite the same moments; a note of a later part of a long video does not land on them by chance."""
+    if not others or not may_read_as_fraction(values):
+        return False
+    three = [p for p in values if len(p.numbers) == 3]
+    limit = 2 * max(others) + LATEST_MARGIN
+    if max(alone(values), default=0) <= limit:
+        return False
+    read = [_try(p, Reading.FRACTION) for p in three]
+    times = [t for t in read if isinstance(t, int)]
+    if len(times) < len(read) or max(times) > limit:
+        return False
+    ordered = sorted(others)
+
+    def near(t: int) -> bool:
+        i = bisect.bisect_left(ordered, t - AGREE_SECONDS)
+        return i < len(ordered) and ordered[i] <= t + AGREE_SECONDS
+
+    agreeing = sum(1 for t in times if near(t))
+    return agreeing >= AGREE_MIN and agreeing >= AGREE_SHARE * len(times)
 
 
 def _far_out(three: Sequence[Parts]) -> set[str]:

@@ -443,3 +443,56 @@ def test_a_repaired_clock_is_said_once_per_note_and_links_play_the_right_second(
     (notes / GOOD.name).write_text(GOOD.read_text("utf-8") + "\nOne more line.\n", "utf-8")
     again = run_cli("build", str(notes), index=index, check=True)
     assert "minutes:seconds" not in again.stderr
+
+
+def test_a_note_read_against_the_other_note_of_its_video_and_read_again_when_that_note_goes(
+    tmp_path: Path,
+) -> None:
+    """Two notes of one video (humblelifeskills/bASS0_vof0c's habit): one writes whole minutes as A:B:00, the other
+    minutes:seconds:fraction, which alone reads as hours. Together, the second's links play the moments both
+    notes cite, said once; a rebuild without the first reads the second again, as hours."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    anchor = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
+    facts = [
+        "An RSS feed of saved searches announces every new job post",
+        "The feed reader polls the marketplace every five minutes",
+        "Filters on budget and client history cut the noise",
+        "Phone notifications arrive before the post is an hour old",
+        "Early proposals are read first by most clients",
+        "A short template is adapted to each post in two minutes",
+    ]
+    whole = ["01:10:00", "02:20:00", "03:06:00", "05:02:00", "05:54:00", "08:21:00"]
+    fraction = ["01:10:17", "02:20:24", "03:06:09", "05:02:04", "05:54:57", "08:30:32"]
+    header = "---\ntitle: {0}\nvideoId: bASS0_vof0c\n---\nFrom: [[humblelifeskills]] <br/>\n\n## {0}\n"
+    for name, times in (("minutes.md", whole), ("fraction.md", fraction)):
+        body = "\n".join(f"- {fact} {anchor.format(t)}." for fact, t in zip(facts, times, strict=True))
+        (notes / name).write_text(header.format(name[:-3].title()) + body + "\n", "utf-8")
+    index = tmp_path / "index"
+    proc = run_cli("build", str(notes), index=index, check=True)
+    said = [line for line in proc.stderr.splitlines() if "other notes" in line]
+    assert said == [
+        f"warning: {notes / 'fraction.md'}: reads its three-part timestamps as minutes:seconds:fraction, as the "
+        "video's other notes cite the same moments (read as hours they would run to 08:30:32, past those notes' "
+        "latest, 00:08:21)"
+    ]
+
+    def seconds_of_fraction_note() -> list[int]:
+        db = store.open_meta(store.current_generation(index))
+        try:
+            rows = db.execute(
+                "SELECT s.link_time FROM segments s JOIN notes n ON n.id = s.note_id WHERE n.path = ? "
+                "ORDER BY s.id",
+                ("fraction.md",),
+            )
+            return [r[0] for r in rows]
+        finally:
+            db.close()
+
+    assert seconds_of_fraction_note() == [70, 140, 186, 302, 354, 510]
+    again = run_cli("build", str(notes), index=index, check=True)  # nothing changed: nothing read again
+    assert "other notes" not in again.stderr and "Index is up to date" in again.stderr
+    (notes / "minutes.md").unlink()
+    alone = run_cli("build", str(notes), index=index, check=True)
+    assert "other notes" not in alone.stderr
+    assert seconds_of_fraction_note() == [4217, 8424, 11169, 18124, 21297, 30632]

@@ -11,6 +11,7 @@ import pytest
 
 from search import chunks as chunking
 from search import timestamps as ts
+from search import video_clocks
 from search.markup import clean, repair_mojibake
 from search.notes import find_notes, read_note
 from search.segments import ParsedNote, parse_note
@@ -171,3 +172,25 @@ def test_the_clocks_of_the_notes_issue_12_names_are_read_as_a_person_would(
     # Notes with real h:m:s times keep them: a long talk whose few whole-minute values sit among its hours.
     polkadot = by_name["when-shift-happens/npnbqnlQtoQ-blockchain-scalability-and-polkadot.md"]
     assert polkadot.clock_repair is None and 5220 in polkadot.times  # 01:27:00 between 01:26:35 and 01:27:58
+
+
+def test_only_the_note_its_sibling_contradicts_is_read_by_the_other_notes_of_its_video(
+    parsed_corpus: list[ParsedNote],
+) -> None:
+    """Of the 19 videos with several notes, the notes agree on the video's length but for one pair:
+    humblelifeskills/bASS0_vof0c, where one note reads to 8:21 and the other, as hours, to 8:30:32. Read as
+    minutes:seconds:fraction, it cites the other note's moments."""
+    listed = [(p.note.rel, p.note.path, *video_clocks.scan(p.note.path.read_bytes())) for p in parsed_corpus]
+    assert [video for _, _, video, _ in listed] == [p.note.video_id for p in parsed_corpus]
+    decided = video_clocks.decide(listed)
+    rss = "humblelifeskills/bASS0_vof0c-setting-up-rss-feeds-for-upwork-job-notifications.md"
+    assert decided == {rss: 501}
+    by_name = {p.note.rel: p for p in parsed_corpus}
+    assert max(by_name[rss].times) == 30632  # alone
+    again = parse_note(by_name[rss].note, decided[rss])
+    sibling = set(
+        by_name["humblelifeskills/bASS0_vof0c-getting-early-job-notifications-for-freelance-work.md"].times
+    )
+    assert max(again.times) == 510 and not again.skipped
+    assert sum(1 for t in again.times if {t - 1, t, t + 1} & sibling) * 2 > len(again.times)
+    assert again.clock_repair is not None and "other notes" in again.clock_repair

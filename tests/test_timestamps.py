@@ -370,3 +370,64 @@ def test_chapter_marks_on_whole_minutes_keep_the_plain_reading() -> None:
 def test_a_value_read_alone_is_never_repaired() -> None:
     assert ts.parse("03:04:00") == 3 * 3600 + 4 * 60
     assert ts.parse(ts.format_hms(7200)) == 7200
+
+
+# --- the clock read against the other notes of its video (agrees_as_fraction) -----------------------------------
+
+# humblelifeskills/bASS0_vof0c: one note writes whole minutes as A:B:00, the other minutes:seconds:fraction.
+SIBLING = [
+    "01:10:10",
+    "01:12:00",
+    "02:20:00",
+    "02:24:00",
+    "03:06:00",
+    "03:13:00",
+    "05:02:00",
+    "05:54:00",
+    "08:21:00",
+]
+FRACTION_NOTE = [
+    "01:10:17",
+    "02:20:24",
+    "02:24:26",
+    "03:06:09",
+    "03:13:17",
+    "05:02:04",
+    "05:54:57",
+    "08:30:32",
+]
+
+
+def _parts(values: list[str]) -> list[ts.Parts]:
+    return [ts.split(v) for v in values]
+
+
+def test_a_note_whose_other_note_cites_the_same_moments_reads_minutes_seconds_fraction() -> None:
+    others = ts.alone(_parts(SIBLING))
+    assert max(others) == 501  # the sibling reads as minutes:seconds on its own
+    assert ts.agrees_as_fraction(_parts(FRACTION_NOTE), others)
+    assert not ts.agrees_as_fraction(_parts(FRACTION_NOTE), [])  # alone, it reads as hours
+    clock = ts.read_clock([[p] for p in _parts(FRACTION_NOTE)], others_latest=max(others))
+    assert [t for run in clock.seconds for t in run] == [70, 140, 144, 186, 193, 302, 354, 510]
+    assert clock.warning() == (
+        "reads its three-part timestamps as minutes:seconds:fraction, as the video's other notes cite the same "
+        "moments (read as hours they would run to 08:30:32, past those notes' latest, 00:08:21)"
+    )
+
+
+def test_a_note_of_a_later_part_of_a_long_video_keeps_its_hours() -> None:
+    # Part 1 of a three-hour talk cites every 20 s of its first hour; part 3 cites 02:10:00-02:40:00. Read as
+    # minutes:seconds:fraction part 3 would fit inside part 1, but it does not land on part 1's moments.
+    part_one = list(range(20, 3300, 20))
+    part_three = [
+        f"02:{m:02d}:{s:02d}"
+        for m, s in zip(range(10, 40, 3), (7, 33, 51, 14, 48, 27, 3, 39, 56, 11), strict=True)
+    ]
+    assert not ts.agrees_as_fraction(_parts(part_three), part_one)
+    # A note that fits the other notes' times as hours is never re-read, whatever it lands on.
+    assert not ts.agrees_as_fraction(_parts(["00:01:10", "00:02:20", "00:03:06"]), [70, 140, 186])
+
+
+def test_a_note_with_a_value_no_fraction_reading_reads_keeps_its_hours() -> None:
+    # 01:75:10 has no minutes:seconds:fraction reading (75 seconds), so the note is not re-read.
+    assert not ts.agrees_as_fraction(_parts([*FRACTION_NOTE, "01:75:10"]), ts.alone(_parts(SIBLING)))

@@ -14,6 +14,12 @@ temporary folder, its build not timed), and the base answers from that:
 installed, the same commit on both sides (``pip install --no-deps --target DIR typer==0.29.2``):
 
     .venv/bin/python scripts/bench_cold_ask.py --index /tmp/evidx --base HEAD --base-path /tmp/typer-0.29.2
+
+``--rebuild`` times a rebuild with nothing changed (`ytnotes build --index IDX`) instead of a question: IDX must be
+this tree's build of the notes, and ``--base-build`` gives the base its own (the first, untimed run of each brings
+an index up to date if it is not).
+
+    .venv/bin/python scripts/bench_cold_ask.py --index /tmp/evidx --base HEAD~1 --base-build NOTES --rebuild
 """
 
 from __future__ import annotations
@@ -43,9 +49,11 @@ def ytnotes(tree: Path, *args: str, path: Path | None = None) -> None:
     )
 
 
-def cold_ask(tree: Path, index: Path, question: str, path: Path | None = None) -> float:
+def cold_ask(tree: Path, index: Path, question: str | None, path: Path | None = None) -> float:
+    """Seconds a fresh process of a tree takes to answer ``question`` (None: to rebuild, nothing changed)."""
+    command = ["build"] if question is None else ["ask", question]
     started = time.perf_counter()
-    ytnotes(tree, "ask", question, "--index", str(index), path=path)
+    ytnotes(tree, *command, "--index", str(index), path=path)
     return time.perf_counter() - started
 
 
@@ -67,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="put DIR first on the base's import path (another version of a dependency)",
     )
+    ap.add_argument("--rebuild", action="store_true", help="time a rebuild with nothing changed instead")
     args = ap.parse_args(argv)
+    question = None if args.rebuild else args.question
     with tempfile.TemporaryDirectory(prefix="ytnotes-base-") as tmp:
         base = Path(tmp) / "base"
         subprocess.run(
@@ -89,14 +99,15 @@ def main(argv: list[str] | None = None) -> int:
             }
             times: dict[str, list[float]] = {name: [] for name in trees}
             for tree, index, path in trees.values():
-                cold_ask(tree, index, args.question, path)  # warm the OS cache for each
+                cold_ask(tree, index, question, path)  # warm the OS cache for each
             for _ in range(args.runs):
                 for name, (tree, index, path) in trees.items():
-                    times[name].append(cold_ask(tree, index, args.question, path))
+                    times[name].append(cold_ask(tree, index, question, path))
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], check=False)
     medians = {name: statistics.median(t) for name, t in times.items()}
-    print(f"cold `ytnotes ask`, {args.runs} runs each in turns, medians")
+    what = "rebuild, nothing changed" if args.rebuild else "cold `ytnotes ask`"
+    print(f"{what}, {args.runs} runs each in turns, medians")
     for name, m in medians.items():
         print(f"{name:<20} {m * 1000:8.1f} ms")
     this, other = medians["this tree"], medians[f"base {args.base}"]

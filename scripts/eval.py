@@ -138,7 +138,9 @@ def _ranks(links: list[tuple[str | None, int | None]], item: Question) -> list[f
     return [float(first == 1), float(first is not None and first <= 5), 1.0 / first if first else 0.0]
 
 
-def score(idx: Index, questions: list[Question], weights: rank.Weights) -> dict[str, list[float]]:
+def score(
+    idx: Index, questions: list[Question], weights: rank.Weights, merge: int = retrieve.MERGE_SECONDS
+) -> dict[str, list[float]]:
     """Per question, the COLUMNS: hit@1, hit@5 and reciprocal rank of the ranked moments (`ask`); whether the
     second is right when the top video is (else nan); whether the top passage cites a right second at all, when the
     top video is right (the most any choice of the moment inside that passage could reach); the same three on the links as a reader meets them (result 1,
@@ -148,7 +150,7 @@ def score(idx: Index, questions: list[Question], weights: rank.Weights) -> dict[
     out: dict[str, list[float]] = {}
     for item in questions:
         if item.kind == "unrelated":
-            results = idx.answer(item.q, k=1, weights=weights)
+            results = idx.answer(item.q, k=1, weights=weights, merge=merge)
             out[item.q] = [NAN] * 9 + [float(not retrieve.found(results))]
             continue
         if item.is_locate:
@@ -161,7 +163,7 @@ def score(idx: Index, questions: list[Question], weights: rank.Weights) -> dict[
         hits = idx.ask(item.q, k=DEPTH, weights=weights)
         per_result = _ranks([(h.video_id, h.seconds) for h in hits], item)
         top_same = bool(hits) and hits[0].video_id == item.video
-        results = idx.answer(item.q, k=DEPTH, weights=weights)
+        results = idx.answer(item.q, k=DEPTH, weights=weights, merge=merge)
         links = [(h.video_id, h.seconds) for r in results for h in (r.hit, *r.moments)]
         out[item.q] = [
             *per_result,
@@ -316,9 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"merge a video's moments this close as one link (default {retrieve.MERGE_SECONDS}; the reader's view)",
     )
     args = ap.parse_args(argv)
-    if args.merge is not None:
-        retrieve.MERGE_SECONDS = args.merge
-
+    merge = retrieve.MERGE_SECONDS if args.merge is None else args.merge
     questions = [q for path in args.questions for q in load(path)]
     index_dir = args.index or Path(tempfile.mkdtemp(prefix="ytnotes-eval-")) / "index"
     if not (index_dir / "CURRENT").exists():
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     scored = {}
     for name, weights in configs.items():
-        results = scored[name] = score(idx, questions, weights)
+        results = scored[name] = score(idx, questions, weights, merge)
         if args.merge is not None:
             name = f"{name} merge-{args.merge}"
         rows += [(name, *r) for r in summarise(questions, results, args.kinds) if args.split in (None, r[1])]

@@ -166,10 +166,14 @@ DEEPER = 8
 
 
 def group_moments(
-    moments: Sequence[Timed], k: int, notes: Sequence[object] | None = None, window: int = GROUP_WINDOW
+    moments: Sequence[Timed],
+    k: int,
+    notes: Sequence[object] | None = None,
+    window: int = GROUP_WINDOW,
+    merge: int = MERGE_SECONDS,
 ) -> list[tuple[int, list[int]]]:
     """Group ranked moments by video: the first moment of a video leads its group; later ones within
-    MERGE_SECONDS of a moment already in the group merge into it, the others (up to MAX_MOMENTS) join it. With
+    ``merge`` seconds of a moment already in the group merge into it, the others (up to MAX_MOMENTS) join it. With
     ``notes`` (each moment's note), the first moment of another note about the video joins it too, however close:
     two notes about one video are one result that shows both. Moments without a video id stand alone. A moment
     past ``window`` only leads a new group, or joins one led from past it. Gives (index of the lead, indices of
@@ -190,7 +194,7 @@ def group_moments(
             if (
                 seconds is None
                 or len(others) >= MAX_MOMENTS
-                or any(t is not None and abs(t - seconds) <= MERGE_SECONDS for t in shown)
+                or any(t is not None and abs(t - seconds) <= merge for t in shown)
             ):
                 continue
             others.append(i)
@@ -347,12 +351,14 @@ class Index:
         channel: str | None = None,
         video: str | None = None,
         weights: rank.Weights = rank.HYBRID,
+        merge: int = MERGE_SECONDS,
     ) -> list[Result]:
-        """`ask` as a person sees it: the k best videos, each with its best passage, its other moments and the best
-        moment of each other note about it. Fewer than k only when the notes (filtered) hold fewer videos."""
+        """`ask` as a person sees it: the k best videos, each with its best passage, its other moments (``merge``
+        seconds or closer to one shown merge into it) and the best moment of each other note about it. Fewer than k
+        only when the notes (filtered) hold fewer videos."""
         moments = self._moments(question, k, channel, video, weights)
         # Grouped before Hits are made: only the moments shown are read in full.
-        groups = group_moments(moments, k, [m.note for m in moments])
+        groups = group_moments(moments, k, [m.note for m in moments], merge=merge)
         if len(groups) < k and self._videos(channel, video) > len(groups):
             # The candidates hold too few videos: look deeper for more, keeping the ones found (a deeper search
             # ranks a little differently, and the first results should not depend on k).
@@ -366,7 +372,7 @@ class Index:
             # Ranked below every moment of the first search, so shown no higher than its last.
             floor = min((m.score for m in moments), default=float("inf"))
             moments = moments + [m._replace(score=min(m.score, floor)) for m in more]
-            groups = group_moments(moments, k, [m.note for m in moments])
+            groups = group_moments(moments, k, [m.note for m in moments], merge=merge)
         shown = [(n, moments[i]) for n, (lead, others) in enumerate(groups, 1) for i in (lead, *others)]
         hits = iter(self._moment_hits(shown))
         return [Result(next(hits), [next(hits) for _ in others]) for _, others in groups]

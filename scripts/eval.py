@@ -299,6 +299,8 @@ MOMENT_CONFIGS: dict[str, rank.Weights] = {
     "cue-prev-words-0.2": replace(rank.HYBRID, cue_previous_words=0.2),
     "cue-prev-words-0.4": replace(rank.HYBRID, cue_previous_words=0.4),
     "anaphor-prev-words-0.2": replace(rank.HYBRID, anaphor_previous_words=0.2),
+    "moment-prev-words-0": replace(rank.HYBRID, moment_previous_words=0.0),
+    "moment-prev-words-0.05": replace(rank.HYBRID, moment_previous_words=0.05),
 }
 
 

@@ -586,6 +586,7 @@ class Index:
         - A question that opens with a premise (`rank.premise_end`): the segment is read against the asked part's
           words instead of all the question's, and the segment before it, read against the premise's words, adds
           `rank.Weights.premise_previous_words` of that.
+        - Every segment gets `rank.Weights.moment_previous_words` of the word-level score of the segment before it.
         - A segment that opens by pointing back at the one before ("This led to...", `rank.continues`) gets
           `rank.Weights.anaphor_previous_words` of that one's word-level score (measured, off by default)."""
         import numpy as np
@@ -605,7 +606,14 @@ class Index:
             if weights.premise_previous_words:
                 said = dict(zip(segment_ids, table[premise].mean(axis=0).tolist(), strict=True))
                 bonus += weights.premise_previous_words * self._before(said, ids, chunk_ids)
-        if weights.anaphor_previous_words:
+        before = (
+            self._before(reading.scores(), ids, chunk_ids)
+            if weights.moment_previous_words or weights.anaphor_previous_words
+            else None
+        )
+        if before is not None and weights.moment_previous_words:
+            bonus += weights.moment_previous_words * before
+        if before is not None and weights.anaphor_previous_words:
             texts = dict(
                 self.db.execute(
                     "SELECT id, substr(text, 1, 40) FROM segments WHERE id IN (SELECT value FROM json_each(?))",
@@ -615,7 +623,6 @@ class Index:
             points_back = np.asarray(
                 [rank.continues(texts.get(s, "")) for s in ids.tolist()], dtype=np.float64
             )
-            before = self._before(reading.scores(), ids, chunk_ids)
             bonus += weights.anaphor_previous_words * points_back * before
         return bonus if bonus.any() else None
 

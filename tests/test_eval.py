@@ -239,3 +239,33 @@ def test_a_premise_links_the_sentence_after_the_one_it_echoes(sample_index: Path
     assert (echo.video_id, echo.seconds) == ("UF8uR6Z6KLc", 375)
     # The passage keeps its score: only the moment inside it moved.
     assert hit.score == pytest.approx(echo.score)
+
+
+def test_inside_a_passage_each_sentence_takes_a_share_of_the_one_before(sample_index: Path) -> None:
+    """The moment step gives every segment `moment_previous_words` of the word-level score of the segment before it
+    in its passage (none for a passage's first), for any question; at 0 (and no premise) it adds nothing."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from search.retrieve import open_index
+
+    question = "how did a calligraphy class end up shaping the fonts of the Macintosh?"
+    idx = open_index(sample_index)
+    try:
+        top = idx._moments(question, 1, None, None, rank.HYBRID)[0]
+        _, asked = idx._encode_question(question)
+        assert asked is not None
+        reading = idx._read_words(asked, [top.chunk])
+        bonus = idx._moment_bonus(question, reading, [top.chunk], rank.HYBRID)
+        off = idx._moment_bonus(
+            question, reading, [top.chunk], replace(rank.HYBRID, moment_previous_words=0.0)
+        )
+    finally:
+        idx.close()
+    own = reading.table.mean(axis=0)
+    assert len(own) >= 2 and rank.premise_end(question) is None
+    assert bonus is not None and off is None
+    assert bonus.tolist() == pytest.approx(
+        (rank.HYBRID.moment_previous_words * np.r_[0.0, own[:-1]]).tolist()
+    )

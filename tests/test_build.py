@@ -409,12 +409,17 @@ def test_ctrl_c_during_a_first_build_exits_130_and_leaves_nothing(tmp_path: Path
     assert exporting and not [pid for pid in exporting if Path(f"/proc/{pid}").exists()]
 
 
+def bullets(facts: list[str], times: list[str]) -> str:
+    """A note's bullets, each a fact closed by a timestamp anchor."""
+    anchor = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
+    return "\n".join(f"- {fact} {anchor.format(t)}." for fact, t in zip(facts, times, strict=True))
+
+
 def test_a_repaired_clock_is_said_once_per_note_and_links_play_the_right_second(tmp_path: Path) -> None:
     """A note writing minutes:seconds:00 after ordinary values (fireship/JKxlsvZXG7c's habit): one warning naming
     the note and the rule, on the build that reads it only; the link goes to 1:09, not 1:09:00."""
     notes = tmp_path / "notes"
     notes.mkdir()
-    anchor = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
     times = ["00:00:44", "00:00:51", "00:00:59", "01:03:00", "01:09:00", "01:17:00"]
     facts = [
         "Nginx serves files straight from disk",
@@ -424,7 +429,7 @@ def test_a_repaired_clock_is_said_once_per_note_and_links_play_the_right_second(
         "The worker count should match the number of processor cores",
         "Reloading applies a new config without dropping connections",
     ]
-    body = "\n".join(f"- {fact} {anchor.format(t)}." for fact, t in zip(facts, times, strict=True))
+    body = bullets(facts, times)
     note = notes / "nginx.md"
     note.write_text(
         f"---\ntitle: Nginx in 100 seconds\nvideoId: JKxlsvZXG7c\n---\n\n## Setup\n{body}\n", "utf-8"
@@ -453,7 +458,6 @@ def test_a_note_read_against_the_other_note_of_its_video_and_read_again_when_tha
     notes cite, said once; a rebuild without the first reads the second again, as hours."""
     notes = tmp_path / "notes"
     notes.mkdir()
-    anchor = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
     facts = [
         "An RSS feed of saved searches announces every new job post",
         "The feed reader polls the marketplace every five minutes",
@@ -466,8 +470,7 @@ def test_a_note_read_against_the_other_note_of_its_video_and_read_again_when_tha
     fraction = ["01:10:17", "02:20:24", "03:06:09", "05:02:04", "05:54:57", "08:30:32"]
     header = "---\ntitle: {0}\nvideoId: bASS0_vof0c\n---\nFrom: [[humblelifeskills]] <br/>\n\n## {0}\n"
     for name, times in (("minutes.md", whole), ("fraction.md", fraction)):
-        body = "\n".join(f"- {fact} {anchor.format(t)}." for fact, t in zip(facts, times, strict=True))
-        (notes / name).write_text(header.format(name[:-3].title()) + body + "\n", "utf-8")
+        (notes / name).write_text(header.format(name[:-3].title()) + bullets(facts, times) + "\n", "utf-8")
     index = tmp_path / "index"
     proc = run_cli("build", str(notes), index=index, check=True)
     said = [line for line in proc.stderr.splitlines() if "other notes" in line]

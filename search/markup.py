@@ -15,6 +15,8 @@ import re
 ANCHOR = re.compile(
     r"<a\b(?=[^<>]*\bdata-t\b)(?P<attrs>[^<>]*+)>(?P<label>(?:(?!<a\b).)*?)</a\s*>", re.IGNORECASE | re.DOTALL
 )
+#: An anchor's ``data-t`` attribute; its value is the first group.
+DATA_T = re.compile(r"""\bdata-t\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 # `|` may be escaped as `\|` inside tables. Greedy groups, stripped by wikilink_text (lazy ones with `\s*` after
 # them take quadratic time on a long run of spaces).

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from search import parts
+from search.markup import DATA_T
 
 if TYPE_CHECKING:
     from search.build import BuildReport
@@ -32,7 +33,6 @@ _GLUE, _BOLD, _END = "\x00", "\x01", "\x02"
 #: An anchor as notes write it (`<a class="yt-timestamp" data-t="00:01:50">[00:01:50]</a>`), with the brackets a
 #: warning may have put around it.
 _ANCHOR = re.compile(r"\[?<a\b([^>]*)>(.*?)</a>\]?", re.I | re.S)
-_DATA_T = re.compile(r"""data-t\s*=\s*["']([^"']*)["']""", re.I)
 
 
 def printable(text: str) -> str:
@@ -94,7 +94,7 @@ def readable(text: str) -> str:
     label), never as raw HTML."""
 
     def stamp(m: re.Match[str]) -> str:
-        data_t = _DATA_T.search(m.group(1))
+        data_t = DATA_T.search(m.group(1))
         value = data_t.group(1).strip() if data_t else ""
         return f"[{value or re.sub(r'<[^>]*>', '', m.group(2)).strip().strip('[]').strip()}]"
 

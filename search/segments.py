@@ -20,10 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from search import timestamps as ts
-from search.markup import ANCHOR, WIKILINK, clean, remove_anchors, wikilink_text
+from search.markup import ANCHOR, DATA_T, WIKILINK, clean, remove_anchors, wikilink_text
 from search.notes import Note
 
-_DATA_T = re.compile(r"""\bdata-t\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _PLAIN = re.compile(rf"(?<!\[)\[\s*(?P<values>{ts.VALUE}(?:\s*,\s*{ts.VALUE})*)\s*\](?!\])(?:\([^()\s]*\))?")
 _TOKEN = re.compile(f"{ANCHOR.pattern}|{_PLAIN.pattern}", re.IGNORECASE | re.DOTALL)
 _RUN_GAP = re.compile(r"^[\s,;]*$")
@@ -232,7 +231,7 @@ def _runs(block: _Block) -> list[tuple[int, int, list[_Stamp]]]:
     for m in _TOKEN.finditer(block.text):
         line = block.start + lines_before(m.start())
         if m.group("attrs") is not None:
-            d = _DATA_T.search(m.group("attrs"))
+            d = DATA_T.search(m.group("attrs"))
             label = re.sub(r"<[^>]*>", "", m.group("label")).strip().strip("[]").strip()
             raw = d.group(1).strip() if d and d.group(1).strip() else label
             found = [_Stamp(raw, line, label or None)]

@@ -10,6 +10,7 @@ note again when a change to another note of its video changes how its clock read
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 from collections import defaultdict
@@ -17,11 +18,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from search import timestamps as ts
+from search.markup import DATA_T
 
 #: ``videoId: abc...`` as a line of the frontmatter (quoted or not), looked for in a note's first bytes only.
 _VIDEO = re.compile(rb"""^videoId:[ \t]*["']?([A-Za-z0-9_-]{11})["']?[ \t]*\r?$""", re.MULTILINE)
 _HEAD = 4096
-_DATA_T = re.compile(rf"""\bdata-t\s*=\s*["']\s*({ts.VALUE})\s*["']""", re.IGNORECASE)
 
 
 #: An anchor value past the first hour if read as hours (``01:10:17``): a note needs ``ts.AGREE_MIN`` of them for
@@ -49,7 +50,11 @@ def scan(data: bytes) -> tuple[str | None, bool]:
 
 def anchor_values(text: str) -> list[ts.Parts]:
     """The values of a note's timestamp anchors, in file order (those that are no value left out)."""
-    return [ts.split(m.group(1)) for m in _DATA_T.finditer(text)]
+    values = []
+    for m in DATA_T.finditer(text):
+        with contextlib.suppress(ts.TimestampError):
+            values.append(ts.split(m.group(1)))
+    return values
 
 
 def decide(notes: Iterable[tuple[str, Path, str | None, bool]]) -> dict[str, int]:

@@ -3,6 +3,7 @@ scripts/eval.py's answer-quality table.
 
     .venv/bin/python scripts/compare_models.py bundled ~/models/all-mpnet-base-v2
     .venv/bin/python scripts/compare_models.py bundled ~/models/m --notes ~/notes --questions my_questions.jsonl
+    .venv/bin/python scripts/compare_models.py bundled ~/models/m --split dev     # keep the held-out part unseen
 
 ``bundled`` names the bundled all-MiniLM-L6-v2. Each model gets a fresh index and a fresh model cache in a
 temporary folder, so its build time includes the one-time export (given apart: the build's own encoding rate is
@@ -50,8 +51,10 @@ def run(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProce
     return proc, seconds
 
 
-def measure(model: str, notes: Path, questions: list[Path], work: Path) -> dict[str, object]:
-    """One model's row and its eval table."""
+def measure(
+    model: str, notes: Path, questions: list[Path], work: Path, split: str | None = None
+) -> dict[str, object]:
+    """One model's row and its eval table (only ``split``'s rows, when given)."""
     index, cache = work / "index", work / "cache"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "YTNOTES_CACHE": str(cache)}
     env.pop("YTNOTES_MODEL", None)
@@ -70,6 +73,7 @@ def measure(model: str, notes: Path, questions: list[Path], work: Path) -> dict[
             str(notes),
             "--index",
             str(index),
+            *(["--split", split] if split else []),
         ],
         env,
     )
@@ -90,12 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("models", nargs="+", help="model folders, or 'bundled' for all-MiniLM-L6-v2")
     ap.add_argument("--notes", type=Path, default=REPO.parent / "shared" / "corpus" / "notes")
     ap.add_argument("--questions", type=Path, nargs="+", default=QUESTIONS)
+    ap.add_argument(
+        "--split",
+        choices=["dev", "test", "all"],
+        help="print only this split's rows (dev keeps test held out)",
+    )
     args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="ytnotes-models-") as tmp:
         for n, model in enumerate(args.models):
             print(f"measuring {model}…", file=sys.stderr)
-            rows.append(measure(model, args.notes, args.questions, Path(tmp) / str(n)))
+            rows.append(measure(model, args.notes, args.questions, Path(tmp) / str(n), args.split))
     print(
         "| model | dim | chunks | first build s (with export) | chunks/s (encoding) | index MB | cold ask ms |"
     )

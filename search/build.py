@@ -64,11 +64,13 @@ class BuildReport:
     notes_dir: Path | None = None
 
 
-def settings(chunk_tokens: int, encoder: str = embed.ONNX) -> dict[str, Any]:
+def settings(chunk_tokens: int, encoder: str = embed.ONNX, spaced_tokens: bool = False) -> dict[str, Any]:
     """Everything besides the model that decides what the vectors are; recorded in the manifest. ``encoder``:
-    `embed.ONNX`, or `embed.SENTENCE_TRANSFORMERS` for a model with no torch-free export (fp32 documents)."""
+    `embed.ONNX`, or `embed.SENTENCE_TRANSFORMERS` for a model with no torch-free export (fp32 documents).
+    ``spaced_tokens``: the model's tokenizer counts a word's leading space into its token
+    (`embed.offsets_take_spaces`); recorded, so that indexes made before spans left that space out are rebuilt."""
     if encoder != embed.ONNX:
-        return {
+        chosen = {
             "chunk_tokens": chunk_tokens,
             "chunk_text": "title — heading path\\nsegments",
             "segment_vectors": embed.SEGMENT_VECTORS,
@@ -76,15 +78,19 @@ def settings(chunk_tokens: int, encoder: str = embed.ONNX) -> dict[str, Any]:
             "document_precision": "fp32",
             "word_vectors": f"{words.KEPT} words, int8",
         }
-    return {
-        "chunk_tokens": chunk_tokens,
-        "chunk_text": "title — heading path\\nsegments",
-        "segment_vectors": embed.SEGMENT_VECTORS,
-        "document_precision": embed.DOCUMENT_PRECISION,
-        "int8": embed.INT8_RECIPE,
-        "document_graph": "without " + ", ".join(embed.DOCUMENT_DISABLED_FUSIONS),
-        "word_vectors": f"{words.KEPT} words, {words.RECIPE}",
-    }
+    else:
+        chosen = {
+            "chunk_tokens": chunk_tokens,
+            "chunk_text": "title — heading path\\nsegments",
+            "segment_vectors": embed.SEGMENT_VECTORS,
+            "document_precision": embed.DOCUMENT_PRECISION,
+            "int8": embed.INT8_RECIPE,
+            "document_graph": "without " + ", ".join(embed.DOCUMENT_DISABLED_FUSIONS),
+            "word_vectors": f"{words.KEPT} words, {words.RECIPE}",
+        }
+    if spaced_tokens:
+        chosen["token_spans"] = "leading whitespace left out"
+    return chosen
 
 
 def build_index(
@@ -124,7 +130,9 @@ def build_index(
         )
         wanted = {
             "model": chosen_model.fingerprint(),
-            "chunking": settings(chunk_tokens, encoder_choice.kind),
+            "chunking": settings(
+                chunk_tokens, encoder_choice.kind, embed.offsets_take_spaces(chosen_model)
+            ),
         }
         previous, notice = (None, None) if full else open_previous(index_dir, wanted)
         try:

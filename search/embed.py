@@ -90,6 +90,23 @@ def _token_counter(tokenizer: Path) -> Callable[[str], int]:
     return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
 
 
+def offsets_take_spaces(model: Model) -> bool:
+    """Whether the model's tokenizer counts the space before a word as part of the word's token (SentencePiece
+    style: Gemma, XLM-R; WordPiece does not). Word and segment vectors leave that space out (`search.pooling`);
+    until they did, such a model's words mostly got no vector, so its indexes and word codebooks from before
+    are not reused (`search.build.settings`, `search.word_codebook.for_model`)."""
+    return _offsets_take_spaces(model.path / TOKENIZER_FILE)
+
+
+@lru_cache(maxsize=4)
+def _offsets_take_spaces(tokenizer: Path) -> bool:
+    from tokenizers import Tokenizer
+
+    text = "one two three"
+    offsets = Tokenizer.from_file(str(tokenizer)).encode(text, add_special_tokens=False).offsets
+    return any(a < b and text[a].isspace() for a, b in offsets)
+
+
 class SentenceTransformerEncoder:
     """The reference encoder: sentence-transformers on torch, fp32."""
 

@@ -135,7 +135,12 @@ class OnnxEncoder:
                 if not spans[i]:
                     continue
                 means, inside = pooling.span_means(
-                    np.asarray(encs[row].offsets), mask[row], hidden[row], spans[i], len(self.prompt)
+                    np.asarray(encs[row].offsets),
+                    mask[row],
+                    hidden[row],
+                    spans[i],
+                    len(self.prompt),
+                    self.prompt + texts[i],
                 )
                 span_out[i][inside] = _normalise(means)
                 cut = np.flatnonzero(~inside)

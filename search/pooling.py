@@ -10,18 +10,41 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+#: The code points `str.isspace` holds true for (the last is U+3000, the ideographic space).
+_WHITESPACE = [c for c in range(0x3001) if chr(c).isspace()]
+
+
 def span_means(
-    offsets: np.ndarray, mask: np.ndarray, tokens: np.ndarray, spans: list[tuple[int, int]], shift: int
+    offsets: np.ndarray,
+    mask: np.ndarray,
+    tokens: np.ndarray,
+    spans: list[tuple[int, int]],
+    shift: int,
+    text: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For one text of a batch: its tokens' character ``offsets`` (n, 2), attention ``mask`` (n) and vectors
     ``tokens`` (n, dim), and character ``spans`` in the text before a prompt of ``shift`` characters was put
-    before it. Gives the mean vector (float32) of each span that holds a token, and which spans do (a span cut
-    off by truncation holds none)."""
+    before it (``text``: the text the model read, prompt included). Gives the mean vector (float32) of each span
+    that holds a token, and which spans do (a span cut off by truncation holds none)."""
     import numpy as np
 
-    # Real tokens (not special tokens or padding, on whichever side) in text order; those inside a span are
-    # consecutive, so each span's mean is a difference of running sums.
-    offsets = np.asarray(offsets, dtype=np.int64)
+    offsets = np.array(offsets, dtype=np.int64).reshape(-1, 2)
+    # A SentencePiece-style tokenizer (Gemma's, XLM-R's) counts the space before a word as part of its token:
+    # " cat" at (3, 7) for the word "cat" at (4, 7). Its start is moved past that whitespace, or the word would
+    # hold no token of its own and get no vector. (WordPiece tokens never start with whitespace.)
+    # Which tokens open with whitespace (the text as code points, one a character as str indexes it).
+    chars = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    spaced = np.zeros(len(offsets), dtype=bool)
+    if len(chars):
+        opening = chars[np.clip(offsets[:, 0], 0, len(chars) - 1)]
+        spaced = (offsets[:, 1] > offsets[:, 0]) & np.isin(opening, _WHITESPACE)
+    for n in np.flatnonzero(spaced).tolist():
+        start, end = int(offsets[n, 0]), int(offsets[n, 1])
+        while start < end and text[start].isspace():
+            start += 1
+        offsets[n, 0] = start
+    # Real tokens (not special tokens or padding, on whichever side; not whitespace alone) in text order; those
+    # inside a span are consecutive, so each span's mean is a difference of running sums.
     real = np.flatnonzero((mask > 0) & (offsets[:, 1] > offsets[:, 0]))
     starts, ends = offsets[real, 0], offsets[real, 1]
     wanted = np.asarray(spans, dtype=np.int64).reshape(-1, 2) + shift

@@ -98,7 +98,12 @@ class TorchSpanEncoder(TorchEncoder):
                 if not spans[i]:
                     continue
                 found_means, inside = pooling.span_means(
-                    offset_mapping[row], mask[row], tokens[row], spans[i], len(self.prompt)
+                    offset_mapping[row],
+                    mask[row],
+                    tokens[row],
+                    spans[i],
+                    len(self.prompt),
+                    self.prompt + texts[i],
                 )
                 means.append(found_means)
                 where.append((i, inside))

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: The codebook's file in the model's export folder (and in an index).
 FILE = "word_codebook.npy"
+#: The same for a model whose tokenizer counts a word's leading space into its token (`embed.offsets_take_spaces`):
+#: a codebook learnt before word vectors left that space out was learnt from a few stray pieces, not words.
+SPACED_FILE = "word_codebook-spaced.npy"
 
 _LOADED: dict[Path, words.Codebook] = {}
 _LOCK = threading.Lock()
@@ -35,7 +38,7 @@ def for_model(model: Model) -> words.Codebook:
     """The model's codebook: read from the model cache, or learnt and saved there on first use. Call after
     `search.embed.ensure_exported` (the build does)."""
     folder = embed.export_folder(model)
-    path = folder / FILE
+    path = folder / (SPACED_FILE if embed.offsets_take_spaces(model) else FILE)
     with _LOCK:
         book = _LOADED.get(path)
         if book is not None and path.is_file():

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from conftest import EXPECTATIONS
 from search import chunks as chunking
-from search import embed, model_folder, rank, retrieve, store, word_codebook, words
+from search import embed, model_folder, pooling, rank, retrieve, store, word_codebook, words
 from search.fast_encoder import OnnxEncoder
 
 
@@ -23,6 +24,53 @@ def test_passage_words_keep_informative_words_and_say_whose_each_is() -> None:
     kept = [text[a:b] for a, b in spans]
     assert kept == ["Rockets", "fail", "engine", "lost", "pressure", "rocket", "tumbled"]
     assert owners == [words.HEADING, words.HEADING, 0, 0, 0, 1, 1]
+
+
+def spaced_tokenizer(words_: list[str]) -> Tokenizer:
+    """A SentencePiece-style tokenizer, as Gemma's: a space becomes "▁" and opens the next word's token, so the
+    token of " engine" is "▁engine" and its character offsets take in the space."""
+    vocab = {"<unk>": 0}
+    for w in words_:
+        vocab.setdefault(w, len(vocab))
+        vocab.setdefault("▁" + w, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Replace(" ", "▁")
+    tok.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    return tok
+
+
+def test_a_word_whose_token_takes_in_the_space_before_it_gets_that_tokens_vector(tmp_path: Path) -> None:
+    text = "The engine lost pressure then the rocket tumbled"
+    tok = spaced_tokenizer(text.split())
+    spans = rank.word_spans(text)
+    for prompt in ("", "query: "):
+        enc = tok.encode(prompt + text)
+        assert (prompt + text)[slice(*enc.offsets[-1])] == " tumbled"  # the tokenizer is as described
+        tokens = np.eye(len(enc.ids), dtype=np.float32)  # each token a direction of its own
+        mask = np.ones(len(enc.ids), dtype=np.int64)
+        offsets = np.asarray(enc.offsets)
+        means, inside = pooling.span_means(offsets, mask, tokens, spans, len(prompt), prompt + text)
+        # Every word holds exactly its own token (before, a word whose token took in the space held none).
+        assert inside.all()
+        own = [
+            next(n for n, (a, b) in enumerate(enc.offsets) if (prompt + text)[a:b].strip() == w)
+            for w in text.split()
+        ]
+        np.testing.assert_array_equal(means, tokens[own])
+        # A sentence holds its first word's token too.
+        then = text.index("then")
+        means, inside = pooling.span_means(
+            offsets, mask, tokens, [(then, len(text))], len(prompt), prompt + text
+        )
+        np.testing.assert_allclose(means[0], tokens[own[4:]].mean(axis=0))
+    tok.save(str(tmp_path / "tokenizer.json"))
+    assert embed._offsets_take_spaces(tmp_path / "tokenizer.json")
+    assert not embed.offsets_take_spaces(model_folder.bundled())  # WordPiece: its offsets hold no spaces
+    # So a build with such a model records it (its older indexes are rebuilt); the bundled model's settings are as
+    # before (its indexes are kept).
+    from search.build import settings
+
+    assert settings(128, embed.ONNX, True) == {**settings(128), "token_spans": "leading whitespace left out"}
 
 
 def test_int8_rows_keep_the_direction_of_unit_vectors() -> None:

@@ -34,6 +34,7 @@ QUESTIONS = [
         "questions-3.jsonl",
         "questions-4.jsonl",
         "questions-5.jsonl",
+        "questions-6.jsonl",
         "unrelated.jsonl",
     )
 ]

@@ -269,3 +269,20 @@ def test_inside_a_passage_each_sentence_takes_a_share_of_the_one_before(sample_i
     assert bonus.tolist() == pytest.approx(
         (rank.HYBRID.moment_previous_words * np.r_[0.0, own[:-1]]).tolist()
     )
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "scripts" / "eval").glob("questions*.jsonl")))
+def test_every_question_set_cites_anchors_of_the_shared_notes(shared_notes: Path, name: str) -> None:
+    """scripts/eval/check_questions.py passes each set: its notes exist, their video ids match, and every gold
+    second is an anchor of its note (a question set added or edited by hand is checked like the first)."""
+    import subprocess
+
+    checker = REPO / "scripts" / "eval" / "check_questions.py"
+    path = REPO / "scripts" / "eval" / name
+    proc = subprocess.run(
+        [sys.executable, str(checker), "--notes", str(shared_notes), "--questions", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("OK"), proc.stdout + proc.stderr

@@ -139,7 +139,9 @@ def respond(holder: IndexHolder, kind: str, params: dict[str, Any]) -> bytes:
     body: dict[str, Any]
     if kind == "ask":
         q, k, channel, video = params["q"], params["k"], params["channel"], params["video"]
-        body = ask_json(q, k, channel, video, holder.get().answer(q, k=k, channel=channel, video=video))
+        idx = holder.get()
+        results = idx.answer(q, k=k, channel=channel, video=video)
+        body = ask_json(q, k, channel, video, results, idx.bundled_model)
     elif kind == "locate":
         body = locate_json(params["q"], holder.get().locate(params["q"]), LOCATE_THRESHOLD)
     elif kind == "info":

@@ -130,9 +130,7 @@ def build_index(
         )
         wanted = {
             "model": chosen_model.fingerprint(),
-            "chunking": settings(
-                chunk_tokens, encoder_choice.kind, embed.offsets_take_spaces(chosen_model)
-            ),
+            "chunking": settings(chunk_tokens, encoder_choice.kind, embed.offsets_take_spaces(chosen_model)),
         }
         previous, notice = (None, None) if full else open_previous(index_dir, wanted)
         try:

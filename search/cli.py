@@ -185,18 +185,20 @@ def ask(
     ] = False,
 ) -> None:
     """Answer a question with the closest passages, each linked to its moment in the video."""
-    from search.language import HINT, mostly_not_english
+    from search.language import hint
     from search.present import ask_json, ask_text, screen
     from search.retrieve import open_index
 
     question = _words(question_words)
-    results = open_index(_index(index), one_shot=True).answer(question, k=k, channel=channel, video=video)
-    if mostly_not_english(question) and not as_json:
-        typer.echo(f"hint: {HINT}", err=True)
+    idx = open_index(_index(index), one_shot=True)
+    results = idx.answer(question, k=k, channel=channel, video=video)
+    told = hint(question, idx.bundled_model)
+    if told and not as_json:
+        typer.echo(f"hint: {told}", err=True)
     if open_top:
         _open_in_browser(results)
     if as_json:
-        _json(ask_json(question, k, channel, video, results))
+        _json(ask_json(question, k, channel, video, results, idx.bundled_model))
     else:
         typer.echo(ask_text(results, screen(sys.stdout)))
 

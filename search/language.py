@@ -54,3 +54,9 @@ def mostly_not_english(text: str) -> bool:
 
 #: The hint, one line.
 HINT = "the bundled model reads English: a question in another language rarely finds its answer"
+
+
+def hint(question: str, bundled_model: bool) -> str | None:
+    """The hint for a question, or None: only an index made with the bundled model (English only) gives it; a
+    model of one's own may read the question's language (`ytnotes build --model`)."""
+    return HINT if bundled_model and mostly_not_english(question) else None

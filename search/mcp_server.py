@@ -173,8 +173,10 @@ def create_server(index_dir: Path, notes: Notes | None = None) -> "MCPServer":
         if video and not valid_video_id(video):
             raise ToolError(f"video {video!r} is not a YouTube video id (11 letters, digits, - or _)")
         with told_to_the_model():
-            results = notes.index().answer(question, k=k, channel=channel, video=video)
-        return _result(ask_json(question, k, channel, video, results), ask_text(results, Screen()))
+            idx = notes.index()
+            results = idx.answer(question, k=k, channel=channel, video=video)
+        body = ask_json(question, k, channel, video, results, idx.bundled_model)
+        return _result(body, ask_text(results, Screen()))
 
     @server.tool(description=LOCATE_DESCRIPTION, annotations=reading)
     def locate(

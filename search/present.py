@@ -194,11 +194,17 @@ def locate_text(result: Located, threshold: float, out: Screen | None = None) ->
 
 
 def ask_json(
-    question: str, k: int, channel: str | None, video: str | None, results: list[Result]
+    question: str,
+    k: int,
+    channel: str | None,
+    video: str | None,
+    results: list[Result],
+    bundled_model: bool = True,
 ) -> dict[str, Any]:
     """The `ask --json` document (and `GET /api/ask`'s). ``answer`` is the best result when it clears the
-    threshold (``found``), else null; the closest passages are listed either way."""
-    from search.language import HINT, mostly_not_english
+    threshold (``found``), else null; the closest passages are listed either way. ``bundled_model``: the index
+    was made with the bundled (English) model, so a question mostly not in English gets the hint."""
+    from search.language import hint
     from search.retrieve import ANSWER_THRESHOLD, found
 
     good = found(results)
@@ -209,7 +215,7 @@ def ask_json(
         "video": video,
         "found": good,
         "threshold": ANSWER_THRESHOLD,
-        "hint": HINT if mostly_not_english(question) else None,
+        "hint": hint(question, bundled_model),
         "answer": results[0].hit.to_json() if good else None,
         "answer_text": _answer_sentence(results[0].hit) if good else None,
         "results": [r.to_json() for r in results],

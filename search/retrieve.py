@@ -276,6 +276,11 @@ class Index:
         self.db.close()
 
     @property
+    def bundled_model(self) -> bool:
+        """Whether the index was made with the bundled all-MiniLM-L6-v2 (its fingerprint names the package)."""
+        return bool((self.manifest.get("model") or {}).get("package"))
+
+    @property
     def layout(self) -> Layout | None:
         """Where every segment is, read on first use by a process that answers many questions; None for a
         one-shot process, which asks SQLite for the few rows it needs (see `search.layout`)."""

@@ -106,6 +106,11 @@ def test_own_model_end_to_end(tiny_model: Path, two_notes: Path, tmp_path: Path)
         run_cli("ask", "how are eggs cooked", "--json", index=index, env=cache, check=True).stdout
     )
     assert asked["results"], asked
+    # The hint that the model reads English is the bundled model's: a model of one's own may read German.
+    german = run_cli("ask", "Warum hat er das Studium abgebrochen?", index=index, env=cache, check=True)
+    assert "hint" not in german.stderr and german.stdout.strip(), german.stderr
+    asked = json.loads(run_cli("ask", "为什么他退学了", "--json", index=index, env=cache, check=True).stdout)
+    assert asked["hint"] is None and asked["results"], asked
     run_cli("locate", "scrambled eggs", "--json", index=index, env=cache, check=True)
     # Up to date with the same model: nothing rebuilt.
     again = run_cli("build", "--model", str(tiny_model), index=index, env=cache, check=True)

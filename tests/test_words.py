@@ -35,7 +35,12 @@ def spaced_tokenizer(words_: list[str]) -> Tokenizer:
         vocab.setdefault("▁" + w, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Replace(" ", "▁")
-    tok.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split("▁", behavior="merged_with_next"),
+            pre_tokenizers.Split("\n", behavior="isolated"),
+        ]
+    )
     return tok
 
 
@@ -71,6 +76,34 @@ def test_a_word_whose_token_takes_in_the_space_before_it_gets_that_tokens_vector
     from search.build import settings
 
     assert settings(128, embed.ONNX, True) == {**settings(128), "token_spans": "leading whitespace left out"}
+
+
+def test_the_torch_free_encoder_reads_each_word_of_a_spaced_tokenizer_in_its_passage(
+    sample_index: Path, tmp_path: Path
+) -> None:
+    """The build's path (`encode_chunks` over the torch-free encoder) with a SentencePiece-style tokenizer: every
+    kept word gets a vector from its passage; none is dropped as if truncation had cut it off. (The bundled model's
+    weights read the tokenizer's ids: what they mean does not matter here, where each word's tokens are.)"""
+    from search.fast_encoder import OnnxEncoder
+
+    text = "Rockets why they fail\nThe engine lost pressure then the rocket tumbled"
+    tok = spaced_tokenizer(text.split())
+    tok.save(str(tmp_path / "tokenizer.json"))
+    encoder = OnnxEncoder(embed.export_folder() / embed.ONNX_FILE, tmp_path / "tokenizer.json", threads=1)
+    first = text.index("The engine")
+    segments = [(first, text.index(" then")), (text.index("then"), len(text))]
+    encoded = embed.encode_chunks(encoder, [text], [segments])
+    kept, owners = words.passage_words(text, segments)
+    assert [text[a:b] for a, b in kept] == [
+        "Rockets",
+        "fail",
+        "engine",
+        "lost",
+        "pressure",
+        "rocket",
+        "tumbled",
+    ]
+    assert len(encoded.words[0]) == len(kept) and encoded.owners[0].tolist() == owners
 
 
 def test_int8_rows_keep_the_direction_of_unit_vectors() -> None:

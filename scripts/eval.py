@@ -4,6 +4,7 @@
     .venv/bin/python scripts/eval.py scripts/eval/questions.jsonl --compare         # every retrieval mode
     .venv/bin/python scripts/eval.py QUESTIONS.jsonl --notes ~/notes --index /tmp/ix
     .venv/bin/python scripts/eval.py scripts/eval/questions.jsonl --merge 30      # moments merged 30 s apart
+    .venv/bin/python scripts/eval.py scripts/eval/unrelated.jsonl QS --threshold 0.3  # flagged at another threshold
 
 A question: {"q": ..., "video": <videoId>, "t": [seconds, ...], "note": <path under the notes folder>, "kind": ...}.
 Kinds starting with "locate" go through `locate` (hit@1 only: it answers with one sentence); the others through
@@ -139,19 +140,23 @@ def _ranks(links: list[tuple[str | None, int | None]], item: Question) -> list[f
 
 
 def score(
-    idx: Index, questions: list[Question], weights: rank.Weights, merge: int = retrieve.MERGE_SECONDS
+    idx: Index,
+    questions: list[Question],
+    weights: rank.Weights,
+    merge: int = retrieve.MERGE_SECONDS,
+    threshold: float = retrieve.ANSWER_THRESHOLD,
 ) -> dict[str, list[float]]:
     """Per question, the COLUMNS: hit@1, hit@5 and reciprocal rank of the ranked moments (`ask`); whether the
     second is right when the top video is (else nan); whether the top passage cites a right second at all, when the
     top video is right (the most any choice of the moment inside that passage could reach); the same three on the links as a reader meets them (result 1,
     its `also` moments, result 2, ...: `answer`); whether the second pass picks a right second inside the gold
-    passage (the moment step alone); whether `ask` says it found no good answer. An unrelated question (no gold) has
-    nan everywhere but that last column."""
+    passage (the moment step alone); whether `ask` says it found no good answer (its best score below ``threshold``).
+    An unrelated question (no gold) has nan everywhere but that last column."""
     out: dict[str, list[float]] = {}
     for item in questions:
         if item.kind == "unrelated":
             results = idx.answer(item.q, k=1, weights=weights, merge=merge)
-            out[item.q] = [NAN] * 9 + [float(not retrieve.found(results))]
+            out[item.q] = [NAN] * 9 + [float(not retrieve.found(results, threshold))]
             continue
         if item.is_locate:
             found = idx.locate(item.q, weights=weights)
@@ -171,7 +176,7 @@ def score(
             float(any(item.hit(item.video, t) for t in hits[0].times)) if top_same else NAN,
             *_ranks(links, item),
             _moment_given_passage(idx, item, weights),
-            float(not retrieve.found(results)),
+            float(not retrieve.found(results, threshold)),
         ]
     return out
 
@@ -319,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help=f"merge a video's moments this close as one link (default {retrieve.MERGE_SECONDS}; the reader's view)",
     )
+    ap.add_argument(
+        "--threshold",
+        type=float,
+        default=retrieve.ANSWER_THRESHOLD,
+        help=f"the flagged column of `ask` at this 'no good answer' threshold (default {retrieve.ANSWER_THRESHOLD})",
+    )
     args = ap.parse_args(argv)
     merge = retrieve.MERGE_SECONDS if args.merge is None else args.merge
     questions = [q for path in args.questions for q in load(path)]
@@ -335,9 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     scored = {}
     for name, weights in configs.items():
-        results = scored[name] = score(idx, questions, weights, merge)
+        results = scored[name] = score(idx, questions, weights, merge, args.threshold)
         if args.merge is not None:
             name = f"{name} merge-{args.merge}"
+        if args.threshold != retrieve.ANSWER_THRESHOLD:
+            name = f"{name} flag<{args.threshold:g}"
         rows += [(name, *r) for r in summarise(questions, results, args.kinds) if args.split in (None, r[1])]
     n_notes = len({q.note for q in questions if q.note})
     print(

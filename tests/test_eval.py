@@ -64,8 +64,13 @@ def slice_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             family: dict(zip(ev.COLUMNS, m, strict=True)) for _, split, family, _, m in rows if split == "all"
         }
 
+    asks = [q for q in questions if not q.is_locate][:10]
+    flagged = {
+        t: [ev.score(idx, asks, rank.HYBRID, threshold=t)[q.q][-1] for q in asks] for t in (0.0, 0.34, 1.01)
+    }
     return {
         "questions": questions,
+        "flagged": flagged,
         "hybrid": metrics(rank.HYBRID),
         "single": {
             name: metrics(w)
@@ -85,6 +90,13 @@ def test_hybrid_meets_floors(slice_run: dict[str, Any], family: str) -> None:
     measured = slice_run["hybrid"][family]
     for metric, floor in FLOORS[family].items():
         assert measured[metric] >= floor, f"{family} {metric} {measured[metric]:.3f} < floor {floor}"
+
+
+def test_the_flagged_column_follows_the_threshold_asked_for(slice_run: dict[str, Any]) -> None:
+    """`scripts/eval.py --threshold X`: a question is flagged when its best score is below X (scores are 0-1)."""
+    flagged = slice_run["flagged"]
+    assert flagged[0.0] == [0.0] * 10 and flagged[1.01] == [1.0] * 10
+    assert sum(flagged[0.34]) <= 1  # real questions: the default flags few
 
 
 def test_hybrid_beats_every_single_method(slice_run: dict[str, Any]) -> None:

@@ -81,12 +81,18 @@ def token_counter(model: Model | None = None) -> Callable[[str], int]:
 
 
 @lru_cache(maxsize=4)
-def _token_counter(tokenizer: Path) -> Callable[[str], int]:
+def _tokenizer(path: Path) -> Any:
+    """A model's tokenizer.json, read once a process, with no truncation and no padding."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(tokenizer))
+    tok = Tokenizer.from_file(str(path))
     tok.no_truncation()
     tok.no_padding()
+    return tok
+
+
+def _token_counter(tokenizer: Path) -> Callable[[str], int]:
+    tok = _tokenizer(tokenizer)
     return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
 
 
@@ -98,12 +104,9 @@ def offsets_take_spaces(model: Model) -> bool:
     return _offsets_take_spaces(model.path / TOKENIZER_FILE)
 
 
-@lru_cache(maxsize=4)
 def _offsets_take_spaces(tokenizer: Path) -> bool:
-    from tokenizers import Tokenizer
-
     text = "one two three"
-    offsets = Tokenizer.from_file(str(tokenizer)).encode(text, add_special_tokens=False).offsets
+    offsets = _tokenizer(tokenizer).encode(text, add_special_tokens=False).offsets
     return any(a < b and text[a].isspace() for a, b in offsets)
 
 

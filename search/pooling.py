@@ -10,10 +10,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-#: The code points `str.isspace` holds true for (the last is U+3000, the ideographic space).
-_WHITESPACE = [c for c in range(0x3001) if chr(c).isspace()]
-
-
 def span_means(
     offsets: np.ndarray,
     mask: np.ndarray,
@@ -32,17 +28,11 @@ def span_means(
     # A SentencePiece-style tokenizer (Gemma's, XLM-R's) counts the space before a word as part of its token:
     # " cat" at (3, 7) for the word "cat" at (4, 7). Its start is moved past that whitespace, or the word would
     # hold no token of its own and get no vector. (WordPiece tokens never start with whitespace.)
-    # Which tokens open with whitespace (the text as code points, one a character as str indexes it).
-    chars = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    spaced = np.zeros(len(offsets), dtype=bool)
-    if len(chars):
-        opening = chars[np.clip(offsets[:, 0], 0, len(chars) - 1)]
-        spaced = (offsets[:, 1] > offsets[:, 0]) & np.isin(opening, _WHITESPACE)
-    for n in np.flatnonzero(spaced).tolist():
-        start, end = int(offsets[n, 0]), int(offsets[n, 1])
-        while start < end and text[start].isspace():
-            start += 1
-        offsets[n, 0] = start
+    for n, (start, end) in enumerate(offsets.tolist()):
+        if start < end and text[start].isspace():
+            while start < end and text[start].isspace():
+                start += 1
+            offsets[n, 0] = start
     # Real tokens (not special tokens or padding, on whichever side; not whitespace alone) in text order; those
     # inside a span are consecutive, so each span's mean is a difference of running sums.
     real = np.flatnonzero((mask > 0) & (offsets[:, 1] > offsets[:, 0]))
